@@ -1,0 +1,65 @@
+"""Command line: `python -m pipeline <stage> [hydra overrides]` and `python -m pipeline predict ...`.
+
+With overrides (`data=wine train.epochs=5`), conf/ is composed into params.yaml first, as
+`dvc exp run -S` does, so the stages that follow see the same config.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from pipeline.config import ConfigError, compose_params, load_config, write_params
+from pipeline.data import DataError
+from pipeline.models import DesignError
+from pipeline.paths import Paths
+from pipeline.stages import STAGES
+
+USAGE = f"""usage: python -m pipeline <stage> [key=value ...]
+       python -m pipeline predict --model artifacts/export/model.keras --input rows.csv [--output out.csv]
+       python -m pipeline compose [key=value ...]   (write params.yaml from conf/ only)
+stages, in order: {', '.join(STAGES)}"""
+
+
+def execute_stage(name: str, overrides: list[str] | tuple = (), root: str | Path = "."):
+    """Compose (if overrides are given), validate, and run one stage inside the pipeline's MLflow run."""
+    from pipeline.tracking import stage_run
+
+    paths = Paths(Path(root))
+    if overrides:
+        write_params(compose_params(list(overrides), paths.root / "conf"), paths.params)
+    cfg = load_config(paths.params)
+    module = importlib.import_module(f"pipeline.stages.{name}")
+    with stage_run(cfg, name) as tracker:
+        return module.run(cfg, paths, tracker)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "predict":
+            from pipeline.predict import main as predict_main
+
+            return predict_main(rest)
+        if command == "compose":
+            write_params(compose_params(rest), "params.yaml")
+            load_config("params.yaml")
+            print("compose: params.yaml written and valid")
+            return 0
+        if command not in STAGES:
+            print(f"unknown stage {command!r}; allowed: {', '.join(STAGES)}, predict, compose", file=sys.stderr)
+            return 2
+        execute_stage(command, rest)
+        return 0
+    except (ConfigError, DataError, DesignError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_stage(name: str) -> None:
+    """`python -m pipeline.stages.<name> [overrides]`."""
+    sys.exit(main([name, *sys.argv[1:]]))

@@ -1,0 +1,80 @@
+"""Goal metrics computed with scikit-learn from a model's raw outputs.
+
+Raw outputs are what the Keras model returns: probabilities (binary: shape (n,) or (n, 1);
+multiclass: (n, classes); multilabel: (n, labels)) or values for regression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+from pipeline.config import LOWER_IS_BETTER
+
+
+def to_labels(task: str, raw: np.ndarray) -> np.ndarray:
+    """Class decisions from raw outputs (threshold 0.5 for sigmoid outputs)."""
+    raw = np.asarray(raw)
+    if task == "binary":
+        return (raw.reshape(-1) >= 0.5).astype("int64")
+    if task == "multiclass":
+        return raw.argmax(axis=-1)
+    if task == "multilabel":
+        return (raw >= 0.5).astype("int64")
+    raise ValueError(f"to_labels: no labels for task {task!r}")
+
+
+def compute(task: str, metric: str, y_true: np.ndarray, raw: np.ndarray) -> float:
+    """One metric for one task; NaN outputs (a diverged model) give the worst possible score."""
+    raw = np.asarray(raw, dtype="float64")
+    if not np.all(np.isfinite(raw)):
+        return float("inf") if metric in LOWER_IS_BETTER else float("-inf")
+    if task == "regression":
+        pred = raw.reshape(-1)
+        if metric == "rmse":
+            return float(np.sqrt(skm.mean_squared_error(y_true, pred)))
+        if metric == "mae":
+            return float(skm.mean_absolute_error(y_true, pred))
+        if metric == "r2":
+            return float(skm.r2_score(y_true, pred))
+    elif metric == "auc":
+        return _auc(task, y_true, raw)
+    else:
+        labels = to_labels(task, raw)
+        if metric == "accuracy":
+            return float(skm.accuracy_score(y_true, labels))
+        if metric == "balanced_accuracy":
+            return float(skm.balanced_accuracy_score(y_true, labels))
+        if metric == "macro_f1":
+            return float(skm.f1_score(y_true, labels, average="macro", zero_division=0))
+    raise ValueError(f"metric {metric!r} is not defined for task {task!r}")
+
+
+def _auc(task: str, y_true: np.ndarray, raw: np.ndarray) -> float:
+    try:
+        if task == "binary":
+            return float(skm.roc_auc_score(y_true, raw.reshape(-1)))
+        if task == "multiclass":
+            probs = raw / raw.sum(axis=1, keepdims=True)
+            return float(skm.roc_auc_score(y_true, probs, multi_class="ovr", labels=np.arange(raw.shape[1])))
+        return float(skm.roc_auc_score(y_true, raw, average="macro"))
+    except ValueError:  # a class absent from a small split: AUC is undefined
+        return float("nan")
+
+
+def task_metrics(task: str, y_true: np.ndarray, raw: np.ndarray) -> dict[str, float]:
+    """Every goal metric that applies to the task, for reports and comparisons."""
+    from pipeline.config import METRICS_BY_TASK
+
+    return {m: compute(task, m, y_true, raw) for m in METRICS_BY_TASK[task]}
+
+
+def goal_met(value: float, threshold: float, metric: str) -> bool:
+    if np.isnan(value):
+        return False
+    return value <= threshold if metric in LOWER_IS_BETTER else value >= threshold
+
+
+def margin(value: float, threshold: float, metric: str) -> float:
+    """How far past the threshold (positive: met), in the metric's own units."""
+    return threshold - value if metric in LOWER_IS_BETTER else value - threshold

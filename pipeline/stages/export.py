@@ -1,0 +1,58 @@
+"""Stage 8, export: the chosen model as .keras (preprocessing inside), its schema and a sample."""
+
+import shutil
+
+import keras
+import numpy as np
+import pandas as pd
+
+from pipeline.config import PipelineConfig
+from pipeline.paths import Paths, load_splits, read_json, write_json
+from pipeline.predict import pixel_columns, predict_file
+from pipeline.tracking import StageRun
+
+
+def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
+    splits, schema = load_splits(paths)
+    out = paths.export
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    model = keras.saving.load_model(paths.redesign / "model.keras")
+    model.save(out / "model.keras")
+    schema.to_json(out / "schema.json")
+
+    # A sample of raw test rows, predicted through the same path users call, as a smoke check.
+    x_sample = splits["test"][0][:5]
+    columns = schema.features if schema.input_kind == "tabular" else pixel_columns(schema)
+    pd.DataFrame(x_sample.reshape(len(x_sample), -1), columns=columns).to_csv(out / "sample_input.csv", index=False)
+    predicted = predict_file(out / "model.keras", out / "sample_input.csv")
+    predicted.to_csv(out / "sample_predictions.csv", index=False)
+    expected = model.predict(x_sample, verbose=0)
+    numeric = predicted.drop(columns="prediction").to_numpy() if schema.task != "regression" else predicted.to_numpy()
+    if schema.task == "binary":
+        numeric = numeric[:, 1:]
+    if not np.allclose(numeric.reshape(expected.shape), expected, atol=1e-5):
+        raise RuntimeError("export: the reloaded model predicts differently from the chosen model")
+
+    test = read_json(paths.metrics / "test.json")
+    manifest = {
+        "model": str((out / "model.keras").relative_to(paths.root)),
+        "schema": str((out / "schema.json").relative_to(paths.root)),
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "goal_met": test["goal_met"],
+        "test_value": test["value"],
+        "predict": f"python -m pipeline predict --model {out / 'model.keras'} --input {out / 'sample_input.csv'}",
+    }
+    write_json(out / "manifest.json", manifest)
+    tracker.log_artifact(out, "model")
+    tracker.close_pipeline("goal met" if test["goal_met"] else "goal missed")
+    print(f"export: {manifest['model']} ({'goal met' if test['goal_met'] else 'goal missed'}); try: {manifest['predict']}")
+    return manifest
+
+
+if __name__ == "__main__":
+    from pipeline.cli import run_stage
+
+    run_stage("export")

@@ -1,0 +1,138 @@
+"""MLflow tracking: one parent run per pipeline run, shared by the stages' processes.
+
+DVC runs each stage in its own process, so the parent run is found again by a tag: the hash
+of the validated config, with `pipeline_state = open` until the last stage closes it. A repro
+with the same config after a finished one starts a new parent run; one that stopped half-way
+continues its open run. Trials of the redesign search are nested runs under it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.config import PipelineConfig
+
+STATE_TAG = "pipeline_state"
+HASH_TAG = "pipeline_config_hash"
+
+
+def repo_root() -> Path:
+    """The repo root; under `dvc exp run --temp/--queue` DVC_ROOT points at the real one."""
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
+def tracking_uri(cfg: PipelineConfig) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def config_hash(cfg: PipelineConfig) -> str:
+    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:6000]
+    return flat
+
+
+class StageRun:
+    """What a stage may log into the pipeline's parent run (no-ops when tracking is off)."""
+
+    def __init__(self, mlflow_module, stage: str):
+        self.mlflow = mlflow_module
+        self.stage = stage
+
+    @property
+    def enabled(self) -> bool:
+        return self.mlflow is not None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.mlflow.active_run().info.run_id if self.enabled else None
+
+    def log_metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        if self.enabled:
+            finite = {f"{self.stage}.{k}": float(v) for k, v in values.items() if v == v and abs(v) != float("inf")}
+            self.mlflow.log_metrics(finite, step=step)
+
+    def log_params(self, values: dict) -> None:
+        if self.enabled:
+            self.mlflow.log_params(flatten(values, f"{self.stage}."))
+
+    def set_tags(self, tags: dict) -> None:
+        if self.enabled:
+            self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.enabled and Path(path).exists():
+            if Path(path).is_dir():
+                self.mlflow.log_artifacts(str(path), artifact_path or self.stage)
+            else:
+                self.mlflow.log_artifact(str(path), artifact_path or self.stage)
+
+    def close_pipeline(self, status_tag: str) -> None:
+        """Mark the pipeline run finished: the next run with this config starts a new one."""
+        self.set_tags({STATE_TAG: "closed", "pipeline_end": status_tag})
+
+    @contextmanager
+    def nested(self, run_name: str):
+        """A child run (e.g. one search trial); yields the mlflow module, or None when off."""
+        if not self.enabled:
+            yield None
+            return
+        with self.mlflow.start_run(run_name=run_name, nested=True):
+            yield self.mlflow
+
+
+def _experiment_id(mlflow, cfg: PipelineConfig) -> str:
+    experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    # Explicit artifact root beside the store: a relative default would land in a DVC temp copy.
+    root = repo_root() / "mlartifacts"
+    uri = tracking_uri(cfg)
+    location = root.as_uri() if uri.startswith("sqlite:") else None
+    return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location)
+
+
+@contextmanager
+def stage_run(cfg: PipelineConfig, stage: str):
+    """Open (or reopen) the pipeline's parent run for one stage; yields a StageRun."""
+    if not cfg.tracking.enabled:
+        yield StageRun(None, stage)
+        return
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    experiment_id = _experiment_id(mlflow, cfg)
+    key = config_hash(cfg)
+    existing = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.{HASH_TAG} = '{key}' and tags.{STATE_TAG} = 'open'",
+        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+    )
+    if existing:
+        run = mlflow.start_run(run_id=existing[0].info.run_id)
+    else:
+        run = mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"{cfg.data.source}-{cfg.goal.metric}-{key[:6]}",
+            tags={HASH_TAG: key, STATE_TAG: "open", "data": cfg.data.source, "task": cfg.goal.task},
+        )
+        mlflow.log_params(flatten(cfg.model_dump(mode="json")))
+    try:
+        with run:
+            mlflow.set_tag(f"stage.{stage}", "running")
+            yield StageRun(mlflow, stage)
+            mlflow.set_tag(f"stage.{stage}", "done")
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run()

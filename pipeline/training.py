@@ -1,0 +1,86 @@
+"""Fitting a design: the goal metric as a per-epoch log entry, early stopping, time limits."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+from pipeline import metrics
+from pipeline.config import GoalConfig
+
+GOAL_LOG_KEY = "val_goal"
+
+
+class GoalMetric(keras.callbacks.Callback):
+    """Adds the goal metric on validation data to the epoch logs as `val_goal`.
+
+    Keras passes one logs dict through every callback, so early stopping, KerasTuner's
+    objective and the history CSV all see it when this callback comes first.
+    """
+
+    def __init__(self, goal: GoalConfig, x_val: np.ndarray, y_val: np.ndarray):
+        super().__init__()
+        self.goal, self.x_val, self.y_val = goal, x_val, y_val
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        raw = self.model.predict(self.x_val, batch_size=1024, verbose=0)
+        logs[GOAL_LOG_KEY] = metrics.compute(self.goal.task, self.goal.metric, self.y_val, raw)
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stops training cleanly (after the current epoch) once a wall-clock deadline passes."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+        self.hit = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.monotonic() >= self.deadline:
+            self.hit = True
+            self.model.stop_training = True
+
+
+def training_callbacks(goal: GoalConfig, x_val, y_val, patience: int, deadline: float | None = None) -> list:
+    """Goal metric first (others read it), then NaN guard, early stopping and the deadline."""
+    callbacks = [
+        GoalMetric(goal, x_val, y_val),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(
+            monitor=GOAL_LOG_KEY, mode=goal.direction, patience=patience, restore_best_weights=True
+        ),
+    ]
+    if deadline is not None:
+        callbacks.append(Deadline(deadline))
+    return callbacks
+
+
+def steps_per_epoch(n_rows: int, batch_size: int) -> int:
+    return max(1, -(-n_rows // batch_size))
+
+
+def fit_design(design: dict, schema, splits: dict, goal: GoalConfig, epochs: int, patience: int,
+               seed: int, verbose: int = 2, deadline: float | None = None):
+    """Build, compile and fit `design` on the train split; returns (model, history dict)."""
+    from pipeline.models import build_model, compile_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(design, schema, design["preprocessing"])
+    hp = design["hyperparameters"]
+    x_train, y_train = splits["train"]
+    compile_model(model, schema.task, hp, steps_per_epoch(len(x_train), hp["batch_size"]), epochs)
+    history = model.fit(
+        x_train, y_train, validation_data=splits["validation"], epochs=epochs, batch_size=hp["batch_size"],
+        callbacks=training_callbacks(goal, *splits["validation"], patience=patience, deadline=deadline),
+        verbose=verbose,
+    )
+    return model, history.history
+
+
+def score(model: keras.Model, goal: GoalConfig, x: np.ndarray, y: np.ndarray) -> float:
+    """The goal metric of `model` on (x, y)."""
+    return metrics.compute(goal.task, goal.metric, y, model.predict(x, batch_size=1024, verbose=0))
