@@ -302,10 +302,22 @@ def _describe(error: dict) -> str:
     return f"`{key}`: got {error['input']!r}; {message[0].lower()}{message[1:]}"
 
 
+def _leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
 def validate_config(raw: dict) -> PipelineConfig:
     """Validate a composed config dict, raising ConfigError that lists every problem."""
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of sections, got {type(raw).__name__}")
+    unset = [key for key, value in _leaves(raw) if value == "???"]
+    if unset:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(
+            f"`{key}`: missing; this key is required (e.g. -S {key}=...)" for key in unset))
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:

@@ -56,22 +56,26 @@ class DesignHyperModel(kt.HyperModel):
             "batch_size": _choice(hp, "batch_size", space.batch_size, self.cfg.train.batch_size),
             "lr_schedule": self.cfg.train.lr_schedule,
         }
-        with hp.conditional_scope("family", ["mlp"]):
-            if family == "mlp":
-                default_layers = len(model_cfg.mlp.units)
-                layers = hp.Int("mlp_layers", min(space.mlp_layers.min, default_layers),
-                                max(space.mlp_layers.max, default_layers), default=default_layers)
-                base = _choice(hp, "mlp_units", space.mlp_units, model_cfg.mlp.units[0])
-                family_cfg["units"] = [max(8, base // 2**i) for i in range(layers)]
-        with hp.conditional_scope("family", ["cnn"]):
-            if family == "cnn":
-                fit = max_blocks(self.schema.input_shape[:-1])
-                default_blocks = min(len(model_cfg.cnn.filters), fit)
-                blocks = hp.Int("cnn_blocks", min(space.cnn_blocks.min, default_blocks),
-                                min(max(space.cnn_blocks.max, default_blocks), fit), default=default_blocks)
-                base = _choice(hp, "cnn_filters", space.cnn_filters, model_cfg.cnn.filters[0])
-                family_cfg["filters"] = [base * 2**i for i in range(blocks)]
-                family_cfg["dense_units"] = _choice(hp, "dense_units", space.dense_units, model_cfg.cnn.dense_units)
+        # Scopes only for families in the space: KerasTuner activates every scope it sees.
+        if "mlp" in families:
+            with hp.conditional_scope("family", ["mlp"]):
+                if family == "mlp":
+                    default_layers = len(model_cfg.mlp.units)
+                    layers = hp.Int("mlp_layers", min(space.mlp_layers.min, default_layers),
+                                    max(space.mlp_layers.max, default_layers), default=default_layers)
+                    base = _choice(hp, "mlp_units", space.mlp_units, model_cfg.mlp.units[0])
+                    family_cfg["units"] = [max(8, base // 2**i) for i in range(layers)]
+        if "cnn" in families:
+            with hp.conditional_scope("family", ["cnn"]):
+                if family == "cnn":
+                    fit = max_blocks(self.schema.input_shape[:-1])
+                    default_blocks = min(len(model_cfg.cnn.filters), fit)
+                    blocks = hp.Int("cnn_blocks", min(space.cnn_blocks.min, default_blocks),
+                                    min(max(space.cnn_blocks.max, default_blocks), fit), default=default_blocks)
+                    base = _choice(hp, "cnn_filters", space.cnn_filters, model_cfg.cnn.filters[0])
+                    family_cfg["filters"] = [base * 2**i for i in range(blocks)]
+                    family_cfg["dense_units"] = _choice(hp, "dense_units", space.dense_units,
+                                                        model_cfg.cnn.dense_units)
         family_cfg["activation"] = _choice(hp, "activation", space.activation, family_cfg["activation"])
         dropout_default = min(max(family_cfg["dropout"], space.dropout.min), space.dropout.max)
         family_cfg["dropout"] = hp.Float("dropout", space.dropout.min, space.dropout.max, default=dropout_default)
@@ -229,8 +233,10 @@ def run_search(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict,
     tuner.search(*splits["train"], validation_data=splits["validation"], epochs=search.max_epochs,
                  callbacks=callbacks, verbose=0)
     best = oracle.get_best_trials(1)
+    # KerasTuner's own max_trials check may end the loop before our budget is asked.
+    reason = budget.reason or budget.stop_reason(oracle) or "search space exhausted"
     return SearchResult(
-        stop_reason=budget.reason or "search space exhausted",
+        stop_reason=reason,
         trials=records,
         best_hyperparameters=best[0].hyperparameters if best else None,
         best_score=best[0].score if best else None,

@@ -88,7 +88,8 @@ class StageRun:
         if not self.enabled:
             yield None
             return
-        with self.mlflow.start_run(run_name=run_name, nested=True):
+        experiment_id = self.mlflow.active_run().info.experiment_id
+        with self.mlflow.start_run(run_name=run_name, nested=True, experiment_id=experiment_id):
             yield self.mlflow
 
 

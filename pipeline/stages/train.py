@@ -2,6 +2,7 @@
 
 import time
 
+import keras
 import pandas as pd
 
 from pipeline.config import PipelineConfig
@@ -35,6 +36,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         "epochs_run": len(frame),
         "best_epoch": int(frame[GOAL_LOG_KEY].idxmax() if cfg.goal.direction == "max" else frame[GOAL_LOG_KEY].idxmin()) + 1,
         "seconds": round(time.monotonic() - started, 2),
+        "backend": keras.backend.backend(),
     }
     write_json(paths.metrics / "train.json", result)
     for _, row in frame.iterrows():

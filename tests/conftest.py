@@ -1,0 +1,60 @@
+"""Shared helpers: compose configs from the real conf/, run stages in a temporary root."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+from pipeline.config import compose_params, validate_config  # noqa: E402
+from pipeline.paths import Paths  # noqa: E402
+from pipeline.tracking import StageRun  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "train.epochs=3", "train.verbose=0", "train.early_stopping_patience=2",
+    "search.max_trials=2", "search.max_epochs=2", "search.time_budget_s=120", "tracking.enabled=false",
+]
+
+
+def make_config(*overrides: str):
+    return validate_config(compose_params(list(overrides), REPO / "conf"))
+
+
+def run_stages(cfg, paths: Paths, names) -> dict:
+    """Run stage functions in order, without MLflow; returns {stage: result}."""
+    results = {}
+    for name in names:
+        module = importlib.import_module(f"pipeline.stages.{name}")
+        results[name] = module.run(cfg, paths, StageRun(None, name))
+    return results
+
+
+ALL_STAGES = ("goal", "prepare", "split", "design", "train", "redesign", "validate", "export")
+
+
+@pytest.fixture(scope="session")
+def breast_cancer_run(tmp_path_factory):
+    """A whole tiny pipeline on breast_cancer, shared by tests that only read its outputs."""
+    cfg = make_config("data=breast_cancer", *TINY)
+    paths = Paths(tmp_path_factory.mktemp("breast_cancer"))
+    return cfg, paths, run_stages(cfg, paths, ALL_STAGES)
+
+
+def copy_repo(destination: Path) -> Path:
+    """The committed project files (as a fresh clone would have them) in a new git repo."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(command, cwd=destination, check=True)
+    return destination

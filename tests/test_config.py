@@ -1,0 +1,125 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, compose_params, load_config, validate_config
+from tests.conftest import REPO, make_config
+
+
+def raw_default(*overrides):
+    return compose_params(list(overrides), REPO / "conf")
+
+
+def test_default_is_digits_cnn_with_its_goal():
+    cfg = make_config()
+    assert (cfg.data.source, cfg.goal.task, cfg.goal.metric, cfg.goal.threshold) == ("digits", "multiclass", "accuracy", 0.98)
+    assert cfg.family == "cnn"
+    assert cfg.search_families == ["cnn", "mlp"]
+
+
+@pytest.mark.parametrize("choice, task, family", [
+    ("breast_cancer", "binary", "mlp"), ("wine", "multiclass", "mlp"), ("diabetes", "regression", "mlp"),
+])
+def test_data_choice_sets_task_and_family(choice, task, family):
+    cfg = make_config(f"data={choice}")
+    assert cfg.goal.task == task and cfg.family == family
+
+
+def test_overrides_win_over_data_defaults():
+    cfg = make_config("data=wine", "goal.threshold=0.9", "model=mlp", "search.tuner=random")
+    assert cfg.goal.threshold == 0.9 and cfg.model.family == "mlp" and cfg.search.tuner == "random"
+
+
+def test_committed_params_yaml_is_the_composed_default():
+    assert yaml.safe_load((REPO / "params.yaml").read_text()) == raw_default()
+    load_config(REPO / "params.yaml")
+
+
+def _error(raw) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw)
+    return str(info.value)
+
+
+def test_unknown_key_names_key_and_allowed_keys():
+    raw = raw_default()
+    raw["train"]["epoch"] = 5
+    message = _error(raw)
+    assert "`train.epoch`: unknown key; allowed keys: epochs, batch_size, optimizer" in message
+
+
+def test_unknown_top_level_section():
+    raw = raw_default()
+    raw["trian"] = {}
+    assert "`trian`: unknown key; allowed keys: goal, data, split, model, train, search, tracking" in _error(raw)
+
+
+def test_wrong_type_names_key_and_value():
+    raw = raw_default()
+    raw["train"]["epochs"] = "many"
+    assert "`train.epochs`: got 'many'; input should be a valid integer" in _error(raw)
+
+
+def test_unknown_metric_lists_metrics_for_the_task():
+    raw = raw_default()
+    raw["goal"]["metric"] = "acuracy"
+    assert "`goal.metric`: got 'acuracy'; allowed for multiclass: accuracy, balanced_accuracy, macro_f1, auc" in _error(raw)
+
+
+def test_metric_must_fit_the_task():
+    raw = raw_default("data=diabetes")
+    raw["goal"]["metric"] = "accuracy"
+    assert "`goal.metric`: got 'accuracy'; allowed for regression: rmse, mae, r2" in _error(raw)
+
+
+def test_threshold_out_of_range():
+    raw = raw_default()
+    raw["goal"]["threshold"] = 1.5
+    assert "`goal.threshold`: got 1.5; allowed for accuracy: 0 to 1" in _error(raw)
+    raw = raw_default("data=diabetes", "goal.metric=rmse", "goal.threshold=-1")
+    assert "`goal.threshold`: got -1.0; allowed for rmse: 0 or more" in _error(raw)
+
+
+def test_unknown_data_source_in_params():
+    raw = raw_default()
+    raw["data"]["source"] = "mnist"
+    assert "`data.source`: got 'mnist'; allowed: 'digits', 'breast_cancer', 'wine', 'diabetes' or 'csv'" in _error(raw)
+
+
+def test_unknown_data_choice_on_the_command_line_lists_choices():
+    with pytest.raises(ConfigError) as info:
+        compose_params(["data=mnist"], REPO / "conf")
+    assert "data: breast_cancer, csv, diabetes, digits, wine" in str(info.value)
+
+
+def test_task_must_match_builtin_data():
+    raw = raw_default("data=wine")
+    raw["goal"]["task"] = "binary"
+    assert "`goal.task`: got 'binary'; data 'wine' is a multiclass task" in _error(raw)
+
+
+def test_cnn_is_refused_for_tabular_input():
+    assert "`model.family`: got 'cnn'; allowed for tabular input: auto, mlp" in _error(raw_default("data=wine", "model=cnn"))
+
+
+def test_csv_without_path_says_it_is_required():
+    assert "`data.path`: missing; this key is required" in _error(raw_default("data=csv"))
+
+
+def test_inverted_range():
+    raw = raw_default()
+    raw["search"]["space"]["mlp_layers"] = {"min": 3, "max": 1}
+    assert "`search.space.mlp_layers`: got {'min': 3, 'max': 1}; min (3) must not exceed max (1)" in _error(raw)
+
+
+def test_goal_stage_fails_on_bad_config_before_touching_data(tmp_path):
+    raw = raw_default()
+    raw["goal"]["metric"] = "acuracy"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = subprocess.run([sys.executable, "-m", "pipeline", "goal"], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 2
+    assert "`goal.metric`: got 'acuracy'; allowed for multiclass" in result.stderr
+    assert not (tmp_path / "artifacts").exists()

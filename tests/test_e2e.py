@@ -1,0 +1,82 @@
+"""`dvc repro` and `dvc exp run -S` on a temporary copy of the repo, tiny budget."""
+
+import json
+import os
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.config import compose_params
+from tests.conftest import REPO, copy_repo
+
+TINY_E2E = ["train.epochs=2", "train.verbose=0", "search.max_trials=2", "search.max_epochs=2",
+            "search.time_budget_s=60", "search.tuner=random"]
+
+
+def run(command, cwd, **kwargs):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return copy_repo(tmp_path_factory.mktemp("repo"))
+
+
+def test_dvc_repro_end_to_end(repo):
+    # Digits with an unreachable goal, so the redesign search runs too.
+    params = compose_params(["goal.threshold=1.0", *TINY_E2E], REPO / "conf")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro"], repo).stdout
+    for stage in ("goal", "prepare", "split", "design", "train", "redesign", "validate", "export"):
+        assert f"Running stage '{stage}'" in out
+
+    test = json.loads((repo / "metrics" / "test.json").read_text())
+    assert test["metric"] == "accuracy" and test["threshold"] == 1.0 and test["goal_met"] is False
+    assert test["margin"] == pytest.approx(test["value"] - 1.0)
+    summary = json.loads((repo / "artifacts" / "redesign" / "summary.json").read_text())
+    assert summary["searched"] and summary["trials"] == 2
+
+    predicted = run([sys.executable, "-m", "pipeline", "predict", "--input", "artifacts/export/sample_input.csv",
+                     "--output", "preds.csv"], repo)
+    assert "5 predictions" in predicted.stdout
+    preds = pd.read_csv(repo / "preds.csv")
+    assert set(preds["prediction"].astype(str)) <= {str(d) for d in range(10)}
+    assert preds.filter(like="prob_").sum(axis=1).round(4).eq(1).all()
+
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("automl-pipeline")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.tags["goal_met"] == "false" and parent.data.tags["pipeline_state"] == "closed"
+    assert parent.data.metrics["validate.accuracy"] == pytest.approx(test["value"])
+    assert all(parent.data.tags[f"stage.{s}"] == "done" for s in ("goal", "train", "redesign", "export"))
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(trials) == 2 and all("learning_rate" in t.data.params for t in trials)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"model", "validate", "train"} <= artifacts
+
+    status = run(["dvc", "status"], repo).stdout
+    assert "up to date" in status
+
+
+def test_dvc_exp_run_composes_hydra_overrides(repo):
+    out = run(["dvc", "exp", "run", "-S", "data=wine", "-S", "goal.threshold=0.5", *[f"-S{o}" for o in TINY_E2E]],
+              repo).stdout
+    assert "Running stage 'prepare'" in out
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["data"]["source"] == "wine" and params["goal"]["task"] == "multiclass"
+    assert params["train"]["epochs"] == 2
+    schema = json.loads((repo / "artifacts" / "prepared" / "schema.json").read_text())
+    assert schema["source"] == "wine"
+    shown = run(["dvc", "exp", "show", "--json"], repo).stdout
+    assert "goal_met" in shown

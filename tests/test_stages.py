@@ -1,0 +1,106 @@
+"""Each stage on tiny data, through its `run(cfg, paths, tracker)` function."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.data import DataError
+from pipeline.paths import Paths, read_json
+from pipeline.stages.split import split_indices
+from pipeline.stages.validate import GoalMissed
+from tests.conftest import ALL_STAGES, TINY, make_config, run_stages
+
+
+def test_goal_stage_writes_goal(breast_cancer_run):
+    _, paths, _ = breast_cancer_run
+    goal = read_json(paths.goal)
+    assert goal["task"] == "binary" and goal["metric"] == "accuracy" and goal["threshold"] == 0.95
+    assert goal["direction"] == "max" and goal["budget"]["search_max_trials"] == 2
+
+
+def test_prepare_writes_arrays_and_schema(breast_cancer_run):
+    _, paths, _ = breast_cancer_run
+    schema = json.loads((paths.prepared / "schema.json").read_text())
+    assert schema["input_shape"] == [30] and schema["classes"] == ["malignant", "benign"]
+    assert np.load(paths.prepared / "data.npz")["x"].shape == (569, 30)
+
+
+def test_split_is_stratified_disjoint_and_seeded(breast_cancer_run):
+    _, paths, _ = breast_cancer_run
+    idx = np.load(paths.split / "indices.npz")
+    parts = [set(idx[n]) for n in ("train", "validation", "test")]
+    assert sum(map(len, parts)) == 569 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    y = np.load(paths.prepared / "data.npz")["y"]
+    shares = [y[idx[n]].mean() for n in ("train", "validation", "test")]
+    assert max(shares) - min(shares) < 0.03
+    again = split_indices(y, 0.15, 0.2, 42, True)
+    assert all((again[n] == idx[n]).all() for n in ("train", "validation", "test"))
+    assert not (split_indices(y, 0.15, 0.2, 7, True)["test"] == idx["test"]).all()
+
+
+def test_split_with_too_few_rows_per_class_explains(tmp_path):
+    y = np.array([0] * 20 + [1])
+    with pytest.raises(DataError, match="stratified split of 21 rows .*smallest class has 1 rows"):
+        split_indices(y, 0.15, 0.2, 0, True)
+
+
+def test_design_records_layer_table_and_train_stats(breast_cancer_run):
+    _, paths, _ = breast_cancer_run
+    design = read_json(paths.design / "design.json")
+    assert design["family"] == "mlp" and len(design["preprocessing"]["mean"]) == 30
+    table = (paths.design / "layers.md").read_text()
+    assert "| standardize | Normalization | (batch, 30) |" in table and "**total**" in table
+
+
+def test_train_writes_model_history_and_metrics(breast_cancer_run):
+    _, paths, results = breast_cancer_run
+    history = pd.read_csv(paths.train / "history.csv")
+    assert list(history["epoch"]) == list(range(1, len(history) + 1)) and "val_goal" in history
+    train = read_json(paths.metrics / "train.json")
+    assert 0.5 < train["validation"] <= 1 and train["epochs_run"] == len(history)
+
+
+def test_validate_and_export(breast_cancer_run):
+    cfg, paths, results = breast_cancer_run
+    test = read_json(paths.metrics / "test.json")
+    assert set(test) >= {"goal_met", "value", "threshold", "margin"} and test["test_rows"] == 114
+    assert test["margin"] == pytest.approx(test["value"] - 0.95)
+    assert (paths.validate / "confusion.png").stat().st_size > 1000
+    confusion = pd.read_csv(paths.validate / "confusion.csv")
+    assert len(confusion) == 114 and set(confusion["actual"]) == {"malignant", "benign"}
+    exported = keras.saving.load_model(paths.export / "model.keras")
+    x = np.load(paths.prepared / "data.npz")["x"][:3]
+    chosen = keras.saving.load_model(paths.redesign / "model.keras")
+    assert np.allclose(exported.predict(x, verbose=0), chosen.predict(x, verbose=0))
+    assert len(pd.read_csv(paths.export / "sample_predictions.csv")) == 5
+
+
+def test_regression_pipeline_searches_when_goal_is_missed(tmp_path):
+    cfg = make_config("data=diabetes", "goal.threshold=0.99", *TINY)
+    paths = Paths(tmp_path)
+    results = run_stages(cfg, paths, ALL_STAGES[:-1])
+    summary = results["redesign"]
+    assert summary["searched"] and summary["trials"] == 2 and summary["stop_reason"] == "trial budget spent"
+    trials = pd.read_csv(paths.redesign / "trials.csv")
+    assert len(trials) == 2 and set(trials["status"]) == {"COMPLETED"}
+    assert read_json(paths.metrics / "test.json")["goal_met"] is False
+    assert (paths.validate / "residuals.png").exists()
+
+
+def test_fail_on_miss_exits_nonzero_with_message(breast_cancer_run, tmp_path):
+    _, done, _ = breast_cancer_run
+    cfg = make_config("data=breast_cancer", "goal.threshold=1.0", "goal.fail_on_miss=true", *TINY)
+    paths = Paths(tmp_path)
+    for name in ("prepared", "split", "redesign"):
+        (paths.artifacts / name).parent.mkdir(parents=True, exist_ok=True)
+        import shutil
+        shutil.copytree(done.artifacts / name, paths.artifacts / name)
+    value = read_json(done.metrics / "test.json")["value"]
+    if value >= 1.0:
+        pytest.skip("the tiny model happened to be perfect on the test split")
+    with pytest.raises(GoalMissed, match=r"goal missed: test accuracy 0\.\d+ is not >= 1.0 \(goal.fail_on_miss is true\)"):
+        run_stages(cfg, paths, ["validate"])
+    assert read_json(paths.metrics / "test.json")["goal_met"] is False
