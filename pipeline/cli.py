@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.config import ConfigError, compose_params, load_config, write_params
 from pipeline.data import DataError
-from pipeline.models import DesignError
+from pipeline.errors import DesignError
 from pipeline.paths import Paths
 from pipeline.stages import STAGES
 

@@ -54,7 +54,9 @@ def copy_repo(destination: Path) -> Path:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+    # A repo-local identity: `dvc exp run` commits experiments, and CI may have no global one.
+    for command in (["git", "init", "-q"], ["git", "config", "user.name", "pipeline tests"],
+                    ["git", "config", "user.email", "tests@localhost"], ["git", "add", "-A"],
+                    ["git", "commit", "-qm", "copy"]):
         subprocess.run(command, cwd=destination, check=True)
     return destination

@@ -2,9 +2,7 @@
 
 import keras
 
-
-class DesignError(ValueError):
-    """A design that cannot be built for this input (e.g. its spatial size would collapse)."""
+from pipeline.errors import DesignError  # noqa: F401  (re-exported for the families)
 
 
 def regularizer(hp: dict):
