@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import keras
 import keras_tuner as kt
 from keras_tuner.src.engine import trial as trial_module
 
@@ -242,7 +241,3 @@ def run_search(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict,
         best_score=best[0].score if best else None,
         hypermodel=hypermodel,
     )
-
-
-def clear_session() -> None:
-    keras.backend.clear_session()

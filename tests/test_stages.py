@@ -1,6 +1,7 @@
 """Each stage on tiny data, through its `run(cfg, paths, tracker)` function."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -95,8 +96,6 @@ def test_fail_on_miss_exits_nonzero_with_message(breast_cancer_run, tmp_path):
     cfg = make_config("data=breast_cancer", "goal.threshold=1.0", "goal.fail_on_miss=true", *TINY)
     paths = Paths(tmp_path)
     for name in ("prepared", "split", "redesign"):
-        (paths.artifacts / name).parent.mkdir(parents=True, exist_ok=True)
-        import shutil
         shutil.copytree(done.artifacts / name, paths.artifacts / name)
     value = read_json(done.metrics / "test.json")["value"]
     if value >= 1.0:

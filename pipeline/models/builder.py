@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 
 from pipeline.data import Schema
@@ -88,7 +86,3 @@ def layer_table(model: keras.Model) -> list[dict]:
             "params": int(layer.count_params()) if layer.built else 0,
         })
     return rows
-
-
-def count_params(model: keras.Model) -> int:
-    return int(sum(math.prod(w.shape) for w in model.weights))

@@ -22,6 +22,12 @@ def _better(a: float, b: float, direction: str) -> bool:
     return a < b if direction == "min" else a > b
 
 
+def _keep_trained(paths: Paths, initial: dict) -> None:
+    """The trained initial design stays the chosen model."""
+    shutil.copy(paths.train / "model.keras", paths.redesign / "model.keras")
+    write_json(paths.redesign / "design.json", initial)
+
+
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     trained = read_json(paths.metrics / "train.json")
     initial = read_json(paths.design / "design.json")
@@ -33,8 +39,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
                "trained_validation": trained["validation"], "searched": False}
 
     if trained["goal_met_on_validation"]:
-        shutil.copy(paths.train / "model.keras", out / "model.keras")
-        write_json(out / "design.json", initial)
+        _keep_trained(paths, initial)
         summary.update(chosen="trained", reason="the trained initial design meets the goal on validation",
                        validation=trained["validation"], trials=0)
     else:
@@ -83,8 +88,7 @@ def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, ini
     print(f"redesign: search stopped ({result.stop_reason}) after {len(result.trials)} trials")
 
     if result.best_hyperparameters is None:
-        shutil.copy(paths.train / "model.keras", paths.redesign / "model.keras")
-        write_json(paths.redesign / "design.json", initial)
+        _keep_trained(paths, initial)
         return {**facts, "chosen": "trained", "reason": "no search trial completed", "validation": trained["validation"]}
 
     best_design = result.hypermodel.design_from(result.best_hyperparameters.copy())
@@ -97,8 +101,7 @@ def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, ini
         write_json(paths.redesign / "design.json", best_design)
         return {**facts, "chosen": "search", "reason": f"search found a better design ({result.stop_reason})",
                 "validation": searched_value, "design": best_design["family"]}
-    shutil.copy(paths.train / "model.keras", paths.redesign / "model.keras")
-    write_json(paths.redesign / "design.json", initial)
+    _keep_trained(paths, initial)
     return {**facts, "chosen": "trained", "reason": f"no searched design beat the trained one ({result.stop_reason})",
             "validation": trained["validation"]}
 
