@@ -8,6 +8,7 @@ initial design (the defaults of every hyperparameter), so the search starts from
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,11 @@ TUNERS = {
 # ---------------------------------------------------------------- the search
 
 
+def first_non_finite(values: list[float]) -> int | None:
+    """1-based epoch of the first NaN/inf value, or None when all are finite."""
+    return next((i + 1 for i, v in enumerate(values) if not math.isfinite(v)), None)
+
+
 @dataclass
 class TrialRecord:
     trial_id: str
@@ -163,6 +169,7 @@ class TrialRecord:
     score: float | None
     seconds: float
     hyperparameters: dict
+    message: str = ""
     curves: dict = field(default_factory=dict)
 
 
@@ -201,6 +208,15 @@ def run_search(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict,
         def __init__(self, **kwargs):
             kt.Tuner.__init__(self, **kwargs)  # the base tuners' __init__ only builds their own oracle
 
+        def run_trial(self, trial, *args, **kwargs):
+            histories = super().run_trial(trial, *args, **kwargs)
+            for history in histories if isinstance(histories, list) else [histories]:
+                diverged_at = first_non_finite(history.history.get("loss", []))
+                if diverged_at is not None:
+                    # Recorded as FAILED (not INVALID), and the search goes on with the next trial.
+                    raise kt.errors.FailedTrialError(f"training diverged: loss not finite at epoch {diverged_at}")
+            return histories
+
         def on_trial_begin(self, trial):
             started[trial.trial_id] = time.monotonic()
             super().on_trial_begin(trial)
@@ -209,6 +225,7 @@ def run_search(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict,
             super().on_trial_end(trial)
             record = TrialRecord(
                 trial_id=trial.trial_id, status=str(trial.status), score=trial.score,
+                message=(trial.message or "").strip().splitlines()[-1:][0] if trial.message else "",
                 seconds=round(time.monotonic() - started.get(trial.trial_id, time.monotonic()), 2),
                 hyperparameters=dict(trial.hyperparameters.values),
                 curves={name: [float(sum(o.value) / len(o.value)) for o in trial.metrics.get_history(name)]
@@ -221,7 +238,7 @@ def run_search(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict,
             print(f"redesign: trial {len(records)} [{record.status}] {cfg.goal.metric}="
                   f"{record.score if record.score is None else round(record.score, 4)} "
                   f"(best {best_score if best_score is None else round(best_score, 4)}) "
-                  f"in {record.seconds} s: {shown}", flush=True)
+                  f"in {record.seconds} s: {shown}" + (f" ({record.message})" if record.message else ""), flush=True)
             if on_trial_end:
                 on_trial_end(record)
 
@@ -231,7 +248,7 @@ def run_search(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict,
                                    deadline=budget.deadline)
     tuner.search(*splits["train"], validation_data=splits["validation"], epochs=search.max_epochs,
                  callbacks=callbacks, verbose=0)
-    best = oracle.get_best_trials(1)
+    best = [t for t in oracle.get_best_trials(1) if t.status == "COMPLETED" and t.score is not None]
     # KerasTuner's own max_trials check may end the loop before our budget is asked.
     reason = budget.reason or budget.stop_reason(oracle) or "search space exhausted"
     return SearchResult(

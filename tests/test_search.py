@@ -56,3 +56,13 @@ def test_every_tuner_runs(wine, tmp_path, tuner):
     result = search(wine, tmp_path, f"search.tuner={tuner}", "goal.threshold=1.0", "search.max_trials=2")
     assert 1 <= len(result.trials) <= 2 and result.best_score is not None
     assert np.isfinite(result.best_score)
+
+
+def test_a_diverging_trial_is_failed_and_the_search_goes_on(wine, tmp_path):
+    # An absurd learning rate makes every trial's loss overflow to inf/NaN.
+    result = search(wine, tmp_path, "search.tuner=random", "search.max_trials=2", "goal.threshold=1.0",
+                    "search.space.optimizer=[sgd]", "train.optimizer=sgd",
+                    "search.space.learning_rate={min: 1e30, max: 1e30, log: true}")
+    assert [t.status for t in result.trials] == ["FAILED", "FAILED"]
+    assert all("training diverged: loss not finite at epoch" in t.message for t in result.trials)
+    assert result.best_hyperparameters is None and result.stop_reason == "trial budget spent"

@@ -69,7 +69,7 @@ def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, ini
             if mlflow is None:
                 return
             mlflow.log_params({k: str(v) for k, v in record.hyperparameters.items()})
-            mlflow.set_tags({"status": record.status, "kind": "redesign-trial"})
+            mlflow.set_tags({"status": record.status, "kind": "redesign-trial", "message": record.message})
             for name, values in record.curves.items():
                 for step, value in enumerate(values):
                     if value == value and abs(value) != float("inf"):
@@ -80,6 +80,7 @@ def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, ini
 
     result = run_search(cfg, schema, splits, initial, paths.redesign / "tuner", on_trial_end=log_trial)
     trials = pd.DataFrame([{"trial": r.trial_id, "status": r.status, "score": r.score, "seconds": r.seconds,
+                            "message": r.message,
                             **{k: v for k, v in r.hyperparameters.items()}} for r in result.trials])
     trials.to_csv(paths.redesign / "trials.csv", index=False)
     facts = {"searched": True, "tuner": cfg.search.tuner, "trials": len(result.trials),
