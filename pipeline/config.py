@@ -185,6 +185,8 @@ class SearchSpace(_Strict):
     activation: list[Activation] = Field(default_factory=lambda: ["relu", "gelu"], min_length=1)
     dropout: FloatRange = Field(default_factory=lambda: FloatRange(min=0.0, max=0.5))
     batchnorm: list[bool] = Field(default_factory=lambda: [True, False], min_length=1)
+    initializer: list[Initializer] = Field(default_factory=lambda: ["he_normal", "glorot_uniform"], min_length=1)
+    l2: list[float] = Field(default_factory=lambda: [0.0, 1e-4], min_length=1)
     mlp_layers: IntRange = Field(default_factory=lambda: IntRange(min=1, max=3))
     mlp_units: list[int] = Field(default_factory=lambda: [64, 128, 256], min_length=1)
     cnn_blocks: IntRange = Field(default_factory=lambda: IntRange(min=1, max=2))
@@ -192,16 +194,36 @@ class SearchSpace(_Strict):
     dense_units: list[int] = Field(default_factory=lambda: [64, 128], min_length=1)
 
 
+class DiagnosisConfig(_Strict):
+    """When a round's learning curves count as overfitting, stalled or diverged."""
+
+    overfit_gap: float = Field(0.05, gt=0.0)  # train - validation goal metric (relative for rmse/mae)
+    stall_epochs: int = Field(3, ge=2)  # epochs to wait before calling a run stalled
+    stall_min_improvement: float = Field(0.01, ge=0.0)  # relative drop of val_loss that counts
+    diverge_factor: float = Field(10.0, gt=1.0)  # loss growing this much above its first value
+    failed_share: float = Field(0.5, gt=0.0, le=1.0)  # share of failed trials that means divergence
+
+
 class SearchConfig(_Strict):
-    """KerasTuner search, run only when the trained design misses the goal on validation."""
+    """The redesign search, run only when the trained design misses the goal on validation.
+
+    Each round searches cheaply on `subset_fraction` of the training data, trains its `top_k`
+    designs on all of it, diagnoses their learning curves and reshapes the next round's space.
+    """
 
     tuner: Literal["hyperband", "random", "bayesian", "grid"] = "hyperband"
-    max_trials: int = Field(20, ge=1)
-    max_epochs: int = Field(30, ge=1)
-    hyperband_factor: int = Field(3, ge=2)
+    max_trials: int = Field(30, ge=1)  # over all rounds
     time_budget_s: float = Field(300.0, gt=0)
     stop_on_goal: bool = True
     seed: int = 42
+    rounds: int = Field(3, ge=1)
+    subset_fraction: float = Field(0.25, gt=0.0, le=1.0)
+    trials_per_round: int = Field(10, ge=1)
+    max_epochs: int = Field(20, ge=1)  # per subset trial (hyperband: the most one trial gets)
+    hyperband_factor: int = Field(3, ge=2)
+    top_k: int = Field(2, ge=1)
+    ensemble: bool = False
+    diagnosis: DiagnosisConfig = Field(default_factory=DiagnosisConfig)
     space: SearchSpace = Field(default_factory=SearchSpace)
 
 

@@ -11,24 +11,34 @@ from pipeline import metrics
 from pipeline.config import GoalConfig
 
 GOAL_LOG_KEY = "val_goal"
+TRAIN_GOAL_LOG_KEY = "goal"
+TRAIN_SAMPLE_ROWS = 1024
 
 
 class GoalMetric(keras.callbacks.Callback):
-    """Adds the goal metric on validation data to the epoch logs as `val_goal`.
+    """Adds the goal metric to the epoch logs: `val_goal` (validation) and `goal` (a train sample).
 
-    Keras passes one logs dict through every callback, so early stopping, KerasTuner's
-    objective and the history CSV all see it when this callback comes first.
+    Only for metrics Keras lacks (balanced accuracy, macro F1, AUC, multilabel accuracy); the
+    others are compiled into the model. Keras passes one logs dict through every callback, so
+    early stopping, KerasTuner's objective and the history CSV see it when this callback is first.
     """
 
-    def __init__(self, goal: GoalConfig, x_val: np.ndarray, y_val: np.ndarray):
+    def __init__(self, goal: GoalConfig, x_val: np.ndarray, y_val: np.ndarray,
+                 x_train: np.ndarray | None = None, y_train: np.ndarray | None = None):
         super().__init__()
         self.goal, self.x_val, self.y_val = goal, x_val, y_val
+        self.x_train = None if x_train is None else x_train[:TRAIN_SAMPLE_ROWS]
+        self.y_train = None if y_train is None else y_train[:TRAIN_SAMPLE_ROWS]
+
+    def _score(self, x, y) -> float:
+        return metrics.compute(self.goal.task, self.goal.metric, y, self.model.predict(x, batch_size=1024, verbose=0))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        raw = self.model.predict(self.x_val, batch_size=1024, verbose=0)
-        logs[GOAL_LOG_KEY] = metrics.compute(self.goal.task, self.goal.metric, self.y_val, raw)
+        logs[GOAL_LOG_KEY] = self._score(self.x_val, self.y_val)
+        if self.x_train is not None:
+            logs[TRAIN_GOAL_LOG_KEY] = self._score(self.x_train, self.y_train)
 
 
 class Deadline(keras.callbacks.Callback):
@@ -45,10 +55,13 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def training_callbacks(goal: GoalConfig, x_val, y_val, patience: int, deadline: float | None = None) -> list:
-    """Goal metric first (others read it), then NaN guard, early stopping and the deadline."""
-    callbacks = [
-        GoalMetric(goal, x_val, y_val),
+def training_callbacks(goal: GoalConfig, validation: tuple, patience: int, deadline: float | None = None,
+                       train: tuple | None = None) -> list:
+    """Goal metric first when Keras lacks it (others read it), then NaN guard, early stopping, deadline."""
+    from pipeline.models.builder import has_native_goal_metric
+
+    callbacks = [] if has_native_goal_metric(goal.task, goal.metric) else [GoalMetric(goal, *validation, *(train or ()))]
+    callbacks += [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(
             monitor=GOAL_LOG_KEY, mode=goal.direction, patience=patience, restore_best_weights=True
@@ -72,10 +85,10 @@ def fit_design(design: dict, schema, splits: dict, goal: GoalConfig, epochs: int
     model = build_model(design, schema, design["preprocessing"])
     hp = design["hyperparameters"]
     x_train, y_train = splits["train"]
-    compile_model(model, schema.task, hp, steps_per_epoch(len(x_train), hp["batch_size"]), epochs)
+    compile_model(model, schema.task, hp, steps_per_epoch(len(x_train), hp["batch_size"]), epochs, goal.metric)
     history = model.fit(
         x_train, y_train, validation_data=splits["validation"], epochs=epochs, batch_size=hp["batch_size"],
-        callbacks=training_callbacks(goal, *splits["validation"], patience=patience, deadline=deadline),
+        callbacks=training_callbacks(goal, splits["validation"], patience, deadline, train=splits["train"]),
         verbose=verbose,
     )
     return model, history.history

@@ -19,7 +19,8 @@ from pipeline.tracking import StageRun  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "train.epochs=3", "train.verbose=0", "train.early_stopping_patience=2",
-    "search.max_trials=2", "search.max_epochs=2", "search.time_budget_s=120", "tracking.enabled=false",
+    "search.max_trials=2", "search.trials_per_round=2", "search.rounds=1", "search.top_k=1",
+    "search.subset_fraction=0.5", "search.max_epochs=2", "search.time_budget_s=120", "tracking.enabled=false",
 ]
 
 

@@ -13,8 +13,9 @@ import yaml
 from pipeline.config import compose_params
 from tests.conftest import REPO, copy_repo
 
-TINY_E2E = ["train.epochs=2", "train.verbose=0", "search.max_trials=2", "search.max_epochs=2",
-            "search.time_budget_s=60", "search.tuner=random"]
+TINY_E2E = ["train.epochs=2", "train.verbose=0", "search.max_trials=2", "search.trials_per_round=2",
+            "search.rounds=1", "search.top_k=1", "search.max_epochs=2", "search.time_budget_s=60",
+            "search.tuner=random"]
 
 
 def run(command, cwd, **kwargs):
@@ -60,10 +61,16 @@ def test_dvc_repro_end_to_end(repo):
     assert parent.data.tags["goal_met"] == "false" and parent.data.tags["pipeline_state"] == "closed"
     assert parent.data.metrics["validate.accuracy"] == pytest.approx(test["value"])
     assert all(parent.data.tags[f"stage.{s}"] == "done" for s in ("goal", "train", "redesign", "export"))
-    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    trials = [r for r in children if r.data.tags["kind"] == "redesign-trial"]
     assert len(trials) == 2 and all("learning_rate" in t.data.params for t in trials)
+    assert all(t.data.tags["round"] == "1" and float(t.data.tags["data_fraction"]) < 1 for t in trials)
+    full = [r for r in children if r.data.tags["kind"] == "redesign-full-training"]
+    assert len(full) == 1 and full[0].data.tags["data_fraction"] == "1.0"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"model", "validate", "train"} <= artifacts
+    assert {"model", "validate", "train", "redesign"} <= artifacts
+    redesign_files = {a.path for a in client.list_artifacts(parent.info.run_id, "redesign")}
+    assert {"redesign/history.json", "redesign/history.md", "redesign/trials.csv"} <= redesign_files
 
     status = run(["dvc", "status"], repo).stdout
     assert "up to date" in status

@@ -1,11 +1,17 @@
-"""The redesign search: seeded by the initial design, stopped by goal, time or trials."""
+"""The redesign search: one tuner round (seeded, stopped by goal, time or trials; failed trials)
+and the rounds loop (subset first, then all data; goal-stop; shared budgets)."""
+
+import time
 
 import numpy as np
 import pytest
 
 from pipeline.data import load_dataset
 from pipeline.designs import initial_design, preprocessing_stats
-from pipeline.search import run_search
+from pipeline.search import run_rounds
+from pipeline.search.rounds import subsample
+from pipeline.search.space import DesignHyperModel, initial_defaults, space_containing
+from pipeline.search.tuner import run_tuner
 from pipeline.stages.split import split_indices
 from tests.conftest import TINY, make_config
 
@@ -21,48 +27,95 @@ def wine():
     return ds.schema, splits, design
 
 
-def search(wine, tmp_path, *overrides):
+def tune(wine, tmp_path, *overrides, max_trials=2, budget_s=120.0):
     schema, splits, design = wine
     cfg = make_config("data=wine", *TINY, *overrides)
-    return run_search(cfg, schema, splits, design, tmp_path)
+    defaults = initial_defaults(cfg, design)
+    hypermodel = DesignHyperModel(cfg, schema, design["preprocessing"], space_containing(cfg.search.space, defaults),
+                                  defaults, cfg.search_families, cfg.search.max_epochs, len(splits["train"][1]))
+    return run_tuner(cfg, hypermodel, splits["train"], splits["validation"], tmp_path, max_trials=max_trials,
+                     deadline=time.monotonic() + budget_s, seed=cfg.search.seed)
 
 
 def test_first_trial_is_the_initial_design(wine, tmp_path):
-    result = search(wine, tmp_path, "search.tuner=random", "search.max_trials=1")
+    result = tune(wine, tmp_path, "search.tuner=random", max_trials=1)
     hp = result.trials[0].hyperparameters
     assert hp["family"] == "mlp" and hp["mlp_layers"] == 2 and hp["mlp_units"] == 128
     assert hp["optimizer"] == "adam" and hp["learning_rate"] == pytest.approx(0.002)
 
 
-def test_stops_as_soon_as_the_goal_is_met(wine, tmp_path):
-    result = search(wine, tmp_path, "goal.threshold=0.3", "search.max_trials=5", "search.tuner=random")
+def test_a_round_stops_as_soon_as_the_goal_is_met(wine, tmp_path):
+    result = tune(wine, tmp_path, "goal.threshold=0.3", "search.tuner=random", max_trials=5)
     assert result.stop_reason == "goal met on validation" and len(result.trials) == 1
 
 
 def test_keeps_going_to_the_trial_budget_when_told(wine, tmp_path):
-    result = search(wine, tmp_path, "goal.threshold=0.3", "search.max_trials=3", "search.stop_on_goal=false",
-                    "search.tuner=random")
+    result = tune(wine, tmp_path, "goal.threshold=0.3", "search.stop_on_goal=false", "search.tuner=random",
+                  max_trials=3)
     assert result.stop_reason == "trial budget spent" and len(result.trials) == 3
 
 
-def test_time_budget_ends_the_search(wine, tmp_path):
-    result = search(wine, tmp_path, "goal.threshold=1.0", "search.max_trials=50", "search.time_budget_s=0.5",
-                    "search.max_epochs=3")
+def test_time_budget_ends_a_round(wine, tmp_path):
+    result = tune(wine, tmp_path, "goal.threshold=1.0", "search.max_epochs=3", max_trials=50, budget_s=0.5)
     assert result.stop_reason == "time budget spent" and len(result.trials) == 1
 
 
 @pytest.mark.parametrize("tuner", ["hyperband", "bayesian", "grid"])
 def test_every_tuner_runs(wine, tmp_path, tuner):
-    result = search(wine, tmp_path, f"search.tuner={tuner}", "goal.threshold=1.0", "search.max_trials=2")
-    assert 1 <= len(result.trials) <= 2 and result.best_score is not None
-    assert np.isfinite(result.best_score)
+    result = tune(wine, tmp_path, f"search.tuner={tuner}", "goal.threshold=1.0")
+    assert 1 <= len(result.trials) <= 2 and result.best
+    assert all(np.isfinite(t.score) for t in result.trials if t.status == "COMPLETED")
 
 
 def test_a_diverging_trial_is_failed_and_the_search_goes_on(wine, tmp_path):
-    # An absurd learning rate makes every trial's loss overflow to inf/NaN.
-    result = search(wine, tmp_path, "search.tuner=random", "search.max_trials=2", "goal.threshold=1.0",
-                    "search.space.optimizer=[sgd]", "train.optimizer=sgd",
-                    "search.space.learning_rate={min: 1e30, max: 1e30, log: true}")
-    assert [t.status for t in result.trials] == ["FAILED", "FAILED"]
-    assert all("training diverged: loss not finite at epoch" in t.message for t in result.trials)
-    assert result.best_hyperparameters is None and result.stop_reason == "trial budget spent"
+    # Learning rates up to 1e30 make the sampled trials' loss overflow to inf/NaN; the seeded
+    # first trial keeps the initial design's sane rate and completes.
+    result = tune(wine, tmp_path, "search.tuner=random", "goal.threshold=1.0", "search.space.optimizer=[sgd]",
+                  "train.optimizer=sgd", "search.space.learning_rate={min: 1e20, max: 1e30, log: true}",
+                  max_trials=3)
+    statuses = [t.status for t in result.trials]
+    assert statuses[0] == "COMPLETED" and statuses[1:] == ["FAILED", "FAILED"]
+    assert all("training diverged: loss not finite at epoch" in t.message for t in result.trials[1:])
+    assert result.stop_reason == "trial budget spent"
+    assert len(result.best) == 1 and result.best[0].values["learning_rate"] == pytest.approx(0.002)
+
+
+def test_subsample_is_seeded_stratified_and_sized():
+    y = np.array([0] * 80 + [1] * 20)
+    x = np.arange(100)[:, None]
+    xs, ys = subsample(x, y, 0.25, 3, True)
+    assert len(ys) == 25 and ys.sum() == 5
+    assert (subsample(x, y, 0.25, 3, True)[0] == xs).all()
+
+
+def rounds(wine, tmp_path, *overrides):
+    schema, splits, design = wine
+    cfg = make_config("data=wine", *TINY, *overrides)
+    return run_rounds(cfg, schema, splits, design, tmp_path, log=lambda *_: None)
+
+
+def test_rounds_search_a_subset_then_train_the_best_on_all_data(wine, tmp_path):
+    outcome = rounds(wine, tmp_path, "goal.threshold=1.0", "search.rounds=2", "search.trials_per_round=2",
+                     "search.max_trials=4", "search.top_k=1", "search.subset_fraction=0.5", "search.tuner=random")
+    assert [t["round"] for t in outcome.trials] == [1, 1, 2, 2]
+    assert all(t["data_fraction"] == pytest.approx(0.5, abs=0.01) for t in outcome.trials)
+    assert len(outcome.candidates) == 2 and [h["round"] for h in outcome.history] == [1, 2]
+    assert outcome.stop_reason in ("all rounds done", "trial budget spent")
+    first = outcome.history[0]
+    assert first["full_runs"] and first["full_runs"][0]["validation"] == outcome.candidates[0].validation
+
+
+def test_goal_stop_ends_the_loop_after_the_first_round(wine, tmp_path):
+    outcome = rounds(wine, tmp_path, "goal.threshold=0.3", "search.rounds=3", "search.trials_per_round=3",
+                     "search.max_trials=9", "search.tuner=random")
+    assert outcome.stop_reason == "goal met on validation"
+    assert len(outcome.history) == 1 and len(outcome.trials) == 1
+
+
+def test_time_budget_is_shared_by_all_rounds(wine, tmp_path):
+    started = time.monotonic()
+    outcome = rounds(wine, tmp_path, "goal.threshold=1.0", "search.rounds=5", "search.trials_per_round=50",
+                     "search.max_trials=200", "search.time_budget_s=3", "search.max_epochs=50",
+                     "search.tuner=random")
+    assert outcome.stop_reason == "time budget spent"
+    assert time.monotonic() - started < 3 + 15  # the trial and full training running at the deadline finish their epoch

@@ -85,8 +85,12 @@ def test_regression_pipeline_searches_when_goal_is_missed(tmp_path):
     results = run_stages(cfg, paths, ALL_STAGES[:-1])
     summary = results["redesign"]
     assert summary["searched"] and summary["trials"] == 2 and summary["stop_reason"] == "trial budget spent"
+    assert summary["rounds"] == 1
     trials = pd.read_csv(paths.redesign / "trials.csv")
-    assert len(trials) == 2 and set(trials["status"]) == {"COMPLETED"}
+    assert len(trials) == 2 and set(trials["status"]) == {"COMPLETED"} and set(trials["round"]) == {1}
+    history = read_json(paths.redesign / "history.json")
+    assert len(history) == 1 and history[0]["full_runs"] and "diagnoses" in history[0]
+    assert "## Round 1" in (paths.redesign / "history.md").read_text()
     assert read_json(paths.metrics / "test.json")["goal_met"] is False
     assert (paths.validate / "residuals.png").exists()
 

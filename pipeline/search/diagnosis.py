@@ -1,0 +1,173 @@
+"""Diagnosis between rounds: read learning curves, name what went wrong, reshape the next round.
+
+Signals, from one run's per-epoch logs (`loss`, `val_loss`, `goal` = train goal metric,
+`val_goal` = validation goal metric):
+
+| diagnosis     | fires when                                                            |
+|---------------|-----------------------------------------------------------------------|
+| divergence    | a loss is NaN/inf, or grows `diverge_factor` x above its first value; |
+|               | or at least `failed_share` of the round's trials failed               |
+| stalled       | after `stall_epochs` epochs val_loss never fell `stall_min_improvement` |
+|               | (relative) below its first value                                      |
+| overfitting   | at the best epoch, train goal metric beats validation by `overfit_gap` |
+|               | (absolute; relative for rmse/mae)                                     |
+| underfitting  | at the best epoch, the train goal metric itself misses the goal       |
+
+What each changes in the next round (see :func:`adjust`):
+
+| diagnosis     | change                                                                |
+|---------------|-----------------------------------------------------------------------|
+| overfitting   | dropout range moved up; larger L2 penalties; batch norm allowed        |
+| underfitting  | deeper/wider (more layers/blocks, wider units/filters); 2x epochs per  |
+|               | trial, 1.5x for full training; dropout range capped lower              |
+| divergence    | learning-rate range / 10; batch norm forced on; gradient clipping 1.0  |
+| stalled       | learning-rate range x 3; adaptive optimizers only; no saturating       |
+|               | activations (sigmoid, tanh)                                           |
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from pipeline.config import LOWER_IS_BETTER, DiagnosisConfig, GoalConfig, SearchSpace
+from pipeline.metrics import goal_met
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    kind: str  # overfitting | underfitting | divergence | stalled
+    evidence: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What one round searches and how long its runs train."""
+
+    space: SearchSpace
+    trial_epochs: int
+    full_epochs: int
+    clipnorm: float | None = None
+
+
+def _finite(values) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+def _best_index(values: list[float], metric: str) -> int:
+    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
+    if not finite:
+        return len(values) - 1
+    return (min(finite) if metric in LOWER_IS_BETTER else max(finite))[1]
+
+
+def diagnose(curves: dict[str, list[float]], goal: GoalConfig, settings: DiagnosisConfig) -> list[Diagnosis]:
+    """Diagnoses for one run's learning curves (empty when it looks healthy)."""
+    loss, val_loss = curves.get("loss", []), curves.get("val_loss", [])
+    for name, values in (("loss", loss), ("val_loss", val_loss)):
+        if values and not _finite(values):
+            epoch = next(i + 1 for i, v in enumerate(values) if not math.isfinite(v))
+            return [Diagnosis("divergence", f"{name} became {values[epoch - 1]} at epoch {epoch}")]
+    if len(loss) >= 2 and max(loss[1:]) > settings.diverge_factor * loss[0]:
+        return [Diagnosis("divergence", f"loss grew from {loss[0]:.4g} to {max(loss[1:]):.4g}")]
+
+    found: list[Diagnosis] = []
+    if len(val_loss) >= settings.stall_epochs:
+        target = val_loss[0] * (1 - settings.stall_min_improvement)
+        if min(val_loss[1:]) > target:
+            found.append(Diagnosis(
+                "stalled", f"val_loss never fell below {target:.4g} in {len(val_loss)} epochs (first {val_loss[0]:.4g})"))
+
+    train, val = curves.get("goal", []), curves.get("val_goal", [])
+    if train and val and len(train) == len(val):
+        best = _best_index(val, goal.metric)
+        t, v = train[best], val[best]
+        if goal.metric in LOWER_IS_BETTER:
+            gap = (v - t) / v if v else 0.0
+        else:
+            gap = t - v
+        if gap > settings.overfit_gap:
+            found.append(Diagnosis(
+                "overfitting", f"at epoch {best + 1} train {goal.metric} {t:.4f} vs validation {v:.4f} (gap {gap:.3f})"))
+        if not goal_met(t, goal.threshold, goal.metric):
+            found.append(Diagnosis(
+                "underfitting", f"at epoch {best + 1} train {goal.metric} {t:.4f} itself misses the goal {goal.threshold}"))
+    return found
+
+
+def round_diagnoses(best_curves: dict | None, trial_statuses: list[str], goal: GoalConfig,
+                    settings: DiagnosisConfig) -> list[Diagnosis]:
+    """A round's diagnoses: its best full-data run's curves, plus divergence if many trials failed."""
+    found = diagnose(best_curves, goal, settings) if best_curves else []
+    failed = sum(s != "COMPLETED" for s in trial_statuses)
+    if trial_statuses and failed / len(trial_statuses) >= settings.failed_share \
+            and not any(d.kind == "divergence" for d in found):
+        found.append(Diagnosis("divergence", f"{failed} of {len(trial_statuses)} trials failed"))
+    return found
+
+
+def _widen_choices(values: list, factor: int = 2) -> list:
+    return sorted({*values, max(values) * factor})
+
+
+def adjust(plan: RoundPlan, diagnoses: list[Diagnosis], best: dict) -> tuple[RoundPlan, list[str]]:
+    """The next round's plan, and one line per change made."""
+    space, changes = plan.space, []
+    trial_epochs, full_epochs, clipnorm = plan.trial_epochs, plan.full_epochs, plan.clipnorm
+    update: dict = {}
+    kinds = {d.kind for d in diagnoses}
+
+    if "divergence" in kinds:
+        lr = space.learning_rate
+        update["learning_rate"] = lr.model_copy(update={"min": lr.min / 10, "max": lr.max / 10})
+        update["batchnorm"] = [True]
+        clipnorm = 1.0
+        changes += [f"learning_rate range /10 -> [{lr.min / 10:.2g}, {lr.max / 10:.2g}]",
+                    "batchnorm forced on", "gradient clipping (clipnorm 1.0)"]
+    elif "stalled" in kinds:
+        lr = space.learning_rate
+        high = min(lr.max * 3, 0.1)
+        update["learning_rate"] = lr.model_copy(update={"min": min(lr.min * 3, high), "max": high})
+        changes.append(f"learning_rate range x3 -> [{min(lr.min * 3, high):.2g}, {high:.2g}]")
+        adaptive = [o for o in space.optimizer if o != "sgd"] or ["adam"]
+        if adaptive != space.optimizer:
+            update["optimizer"] = adaptive
+            changes.append(f"optimizer -> {adaptive}")
+        active = [a for a in space.activation if a not in ("sigmoid", "tanh")]
+        if active and active != space.activation:
+            update["activation"] = active
+            changes.append(f"activation -> {active} (no saturating ones)")
+
+    if "overfitting" in kinds:
+        dropout = space.dropout
+        low = min(0.6, max(dropout.min, float(best.get("dropout", dropout.min)) + 0.1))
+        high = min(0.8, max(dropout.max, low + 0.2))
+        update["dropout"] = dropout.model_copy(update={"min": low, "max": high})
+        l2 = sorted({*[v for v in space.l2 if v > 0], 1e-4, 1e-3})
+        update["l2"] = l2
+        changes += [f"dropout range -> [{low:.2f}, {high:.2f}]", f"l2 -> {l2}"]
+        if "batchnorm" not in update and True not in space.batchnorm:
+            update["batchnorm"] = [*space.batchnorm, True]
+            changes.append("batchnorm allowed")
+        changes.append("augmentation: none available for this input kind yet (issue: real user data)")
+
+    if "underfitting" in kinds:
+        update["mlp_layers"] = space.mlp_layers.model_copy(
+            update={"min": max(space.mlp_layers.min, int(best.get("mlp_layers", 1))), "max": space.mlp_layers.max + 1})
+        update["cnn_blocks"] = space.cnn_blocks.model_copy(update={"max": space.cnn_blocks.max + 1})
+        update["mlp_units"] = _widen_choices(space.mlp_units)
+        update["cnn_filters"] = _widen_choices(space.cnn_filters)
+        update["dense_units"] = _widen_choices(space.dense_units)
+        trial_epochs, full_epochs = trial_epochs * 2, int(full_epochs * 1.5)
+        changes += ["deeper: mlp_layers/cnn_blocks max +1", "wider: units/filters choices x2",
+                    f"epochs per trial -> {trial_epochs}, full training -> {full_epochs}"]
+        if "overfitting" not in kinds:
+            dropout = update.get("dropout", space.dropout)
+            high = max(dropout.min, dropout.max / 2)
+            update["dropout"] = dropout.model_copy(update={"max": high})
+            changes.append(f"dropout max -> {high:.2f}")
+
+    return RoundPlan(space.model_copy(update=update), trial_epochs, full_epochs, clipnorm), changes
