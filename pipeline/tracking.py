@@ -9,7 +9,9 @@ continues its open run. Trials of the redesign search are nested runs under it.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,6 +45,10 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 class StageRun:
     """What a stage may log into the pipeline's parent run (no-ops when tracking is off)."""
 
@@ -60,7 +66,7 @@ class StageRun:
 
     def log_metrics(self, values: dict[str, float], step: int | None = None) -> None:
         if self.enabled:
-            finite = {f"{self.stage}.{k}": float(v) for k, v in values.items() if v == v and abs(v) != float("inf")}
+            finite = {f"{self.stage}.{k}": float(v) for k, v in values.items() if _finite(v)}
             self.mlflow.log_metrics(finite, step=step)
 
     def log_params(self, values: dict) -> None:
@@ -81,6 +87,24 @@ class StageRun:
     def close_pipeline(self, status_tag: str) -> None:
         """Mark the pipeline run finished: the next run with this config starts a new one."""
         self.set_tags({STATE_TAG: "closed", "pipeline_end": status_tag})
+
+    def log_child(self, run_name: str, params: dict, tags: dict, curves: dict[str, list[float]],
+                  values: dict[str, float]) -> None:
+        """One nested run (e.g. a search trial) written in a single batch: params, tags, curves."""
+        if not self.enabled:
+            return
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(name, float(v), now, step) for name, series in curves.items()
+                   for step, v in enumerate(series) if _finite(v)]
+        metrics += [Metric(name, float(v), now, 0) for name, v in values.items() if _finite(v)]
+        with self.nested(run_name) as mlflow:
+            self.mlflow.MlflowClient().log_batch(
+                mlflow.active_run().info.run_id, metrics=metrics,
+                params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()],
+            )
 
     @contextmanager
     def nested(self, run_name: str):

@@ -51,3 +51,17 @@ def test_tracking_off_logs_nothing(store, tmp_path):
         assert not run.enabled and run.run_id is None
         run.log_metrics({"a": 1.0})
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_log_child_writes_one_nested_run_with_curves(store):
+    with stage_run(make_config("data=wine"), "redesign") as run:
+        run.log_child("trial-3", {"learning_rate": 0.01}, {"status": "COMPLETED", "round": 2},
+                      {"val_goal": [0.5, 0.7, float("nan")]}, {"seconds": 1.5, "val_goal_best": None})
+        parent = run.run_id
+    client = mlflow.MlflowClient(store)
+    child = client.search_runs([client.get_run(parent).info.experiment_id],
+                               f"tags.`mlflow.parentRunId` = '{parent}'")[0]
+    assert child.data.params["learning_rate"] == "0.01" and child.data.tags["round"] == "2"
+    history = client.get_metric_history(child.info.run_id, "val_goal")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.7)]
+    assert child.data.metrics["seconds"] == 1.5 and "val_goal_best" not in child.data.metrics

@@ -105,41 +105,24 @@ def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, ini
             "design": design["family"]}
 
 
-def _finite(value) -> bool:
-    return value is not None and value == value and abs(value) != float("inf")
-
-
 def _trial_logger(tracker: StageRun):
     def log(round_no: int, fraction: float, record) -> None:
-        with tracker.nested(f"round{round_no}-trial-{record.trial_id}") as mlflow:
-            if mlflow is None:
-                return
-            mlflow.log_params({k: str(v) for k, v in record.hyperparameters.items()})
-            mlflow.set_tags({"kind": "redesign-trial", "status": record.status, "round": round_no,
-                             "data_fraction": round(fraction, 4), "message": record.message[:500]})
-            for name, values in record.curves.items():
-                for step, value in enumerate(values):
-                    if _finite(value):
-                        mlflow.log_metric(name, value, step=step)
-            if _finite(record.score):
-                mlflow.log_metric("val_goal_best", record.score)
-            mlflow.log_metric("seconds", record.seconds)
+        tracker.log_child(
+            f"round{round_no}-trial-{record.trial_id}", record.hyperparameters,
+            {"kind": "redesign-trial", "status": record.status, "round": round_no,
+             "data_fraction": round(fraction, 4), "message": record.message},
+            record.curves, {"val_goal_best": record.score, "seconds": record.seconds},
+        )
     return log
 
 
 def _candidate_logger(tracker: StageRun):
     def log(candidate) -> None:
-        with tracker.nested(f"round{candidate.round}-full-data") as mlflow:
-            if mlflow is None:
-                return
-            mlflow.log_params({k: str(v) for k, v in candidate.hyperparameters.items()})
-            mlflow.set_tags({"kind": "redesign-full-training", "round": candidate.round, "data_fraction": 1.0})
-            for name, values in candidate.curves.items():
-                for step, value in enumerate(values):
-                    if _finite(value):
-                        mlflow.log_metric(name, value, step=step)
-            if _finite(candidate.validation):
-                mlflow.log_metric("val_goal_best", candidate.validation)
+        tracker.log_child(
+            f"round{candidate.round}-full-data", candidate.hyperparameters,
+            {"kind": "redesign-full-training", "round": candidate.round, "data_fraction": 1.0},
+            candidate.curves, {"val_goal_best": candidate.validation},
+        )
     return log
 
 

@@ -1,0 +1,132 @@
+"""The redesign search on the default digits data, and its overhead over plain KerasTuner.
+
+    python bench/search_bench.py                       # goal: test accuracy >= 0.99, default search
+    python bench/search_bench.py search.tuner=random   # any override of conf/
+
+Part 1 runs the redesign loop (rounds, full-data confirmation, diagnosis) from the default initial
+design with tracking into a scratch MLflow store, and reports wall time and the test accuracy of
+the model it picks (target: >= 0.99 within 300 s on 2 CPU cores).
+
+Part 2 runs the same trials twice on the whole training split: through the pipeline's tuner round
+(goal-aware oracle, budget callbacks, trial records, one batched MLflow nested run per trial) and
+through plain `keras_tuner.RandomSearch` with only EarlyStopping. Both see the same design space,
+seed and sequence of hyperparameters (the pipeline's initial-design seeding is switched off for
+this part), so the ratio of wall times is the pipeline's overhead (target: <= 1.10).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import keras  # noqa: E402
+import keras_tuner as kt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipeline import metrics  # noqa: E402
+from pipeline.config import compose_params, validate_config  # noqa: E402
+from pipeline.data import load_dataset  # noqa: E402
+from pipeline.designs import initial_design, preprocessing_stats  # noqa: E402
+from pipeline.search import run_rounds  # noqa: E402
+from pipeline.search import tuner as tuner_module  # noqa: E402
+from pipeline.search.space import DesignHyperModel, initial_defaults, space_containing  # noqa: E402
+from pipeline.stages.split import split_indices  # noqa: E402
+from pipeline.tracking import stage_run  # noqa: E402
+from pipeline.training import GOAL_LOG_KEY  # noqa: E402
+
+OVERHEAD_TRIALS = 8
+OVERHEAD_EPOCHS = 10
+
+
+def setup(overrides: list[str]):
+    cfg = validate_config(compose_params(["goal.threshold=0.99", *overrides], REPO / "conf"))
+    ds = load_dataset(cfg.data, cfg.goal.task)
+    idx = split_indices(ds.y, cfg.split.validation, cfg.split.test, cfg.split.seed, True)
+    splits = {n: (ds.x[i], ds.y[i]) for n, i in idx.items()}
+    design = initial_design(cfg)
+    design["preprocessing"] = preprocessing_stats(*splits["train"], ds.schema)
+    return cfg, ds.schema, splits, design
+
+
+def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
+    with stage_run(cfg, "redesign") as tracker:
+        started = time.perf_counter()
+        outcome = run_rounds(cfg, schema, splits, design, scratch / "rounds",
+                             on_trial=lambda r, f, rec: tracker.log_child(f"t{r}-{rec.trial_id}", rec.hyperparameters,
+                                                                          {"status": rec.status}, rec.curves, {}),
+                             log=lambda *_: None)
+        wall = time.perf_counter() - started
+    best = outcome.best(cfg.goal.direction)
+    test = metrics.compute(cfg.goal.task, cfg.goal.metric, splits["test"][1],
+                           best.model.predict(splits["test"][0], verbose=0))
+    print(f"search to goal: {wall:.1f} s wall, {len(outcome.history)} round(s), {len(outcome.trials)} trials, "
+          f"stop: {outcome.stop_reason}")
+    print(f"  best validation {cfg.goal.metric} {best.validation:.4f}; test {cfg.goal.metric} {test:.4f} "
+          f"(target >= {cfg.goal.threshold} within 300 s: {'yes' if test >= cfg.goal.threshold and wall <= 300 else 'NO'})")
+    for entry in outcome.history:
+        kinds = ", ".join(d["kind"] for d in entry["diagnoses"]) or "none"
+        print(f"  round {entry['round']}: best full-data validation {entry['best_validation']}, diagnoses: {kinds}")
+
+
+def overhead(cfg, schema, splits, design, scratch: Path) -> None:
+    cfg = validate_config({**cfg.model_dump(mode="json"),
+                           "search": {**cfg.search.model_dump(mode="json"), "tuner": "random", "stop_on_goal": False}})
+    defaults = initial_defaults(cfg, design)
+    space = space_containing(cfg.search.space, defaults)
+
+    def hypermodel():
+        return DesignHyperModel(cfg, schema, design["preprocessing"], space, defaults, cfg.search_families,
+                                OVERHEAD_EPOCHS, len(splits["train"][1]))
+
+    # Same sequence as plain RandomSearch: no initial-design seeding for this comparison.
+    tuner_module._GoalAwareOracle._seeded = True
+    keras.utils.set_random_seed(0)
+    with stage_run(cfg, "redesign") as tracker:
+        started = time.perf_counter()
+        result = tuner_module.run_tuner(
+            cfg, hypermodel(), splits["train"], splits["validation"], scratch / "pipeline", OVERHEAD_TRIALS,
+            deadline=time.monotonic() + 3600, seed=cfg.search.seed,
+            on_trial_end=lambda rec: tracker.log_child(f"trial-{rec.trial_id}", rec.hyperparameters,
+                                                       {"status": rec.status}, rec.curves,
+                                                       {"val_goal_best": rec.score, "seconds": rec.seconds}))
+        pipeline_wall = time.perf_counter() - started
+    tuner_module._GoalAwareOracle._seeded = False
+
+    keras.utils.set_random_seed(0)
+    plain = kt.RandomSearch(hypermodel(), objective=kt.Objective(GOAL_LOG_KEY, "max"), max_trials=OVERHEAD_TRIALS,
+                            seed=cfg.search.seed, directory=str(scratch), project_name="plain", overwrite=True)
+    started = time.perf_counter()
+    plain.search(*splits["train"], validation_data=splits["validation"], epochs=OVERHEAD_EPOCHS, verbose=0,
+                 callbacks=[keras.callbacks.EarlyStopping(GOAL_LOG_KEY, mode="max",
+                                                          patience=cfg.train.early_stopping_patience)])
+    plain_wall = time.perf_counter() - started
+    plain_values = [t.hyperparameters.values for t in plain.oracle.trials.values()]
+    same = [r.hyperparameters for r in result.trials] == plain_values
+    print(f"overhead: {OVERHEAD_TRIALS} trials x <= {OVERHEAD_EPOCHS} epochs; pipeline {pipeline_wall:.1f} s, "
+          f"plain KerasTuner {plain_wall:.1f} s, ratio {pipeline_wall / plain_wall:.3f} "
+          f"(target <= 1.10; same trial sequence: {same})")
+    scores = [r.score for r in result.trials if r.score is not None]
+    print(f"  best val {cfg.goal.metric}: pipeline {max(scores):.4f}, plain {plain.oracle.get_best_trials(1)[0].score:.4f}")
+
+
+def main(argv: list[str]) -> int:
+    import os
+
+    scratch = Path(tempfile.mkdtemp(prefix="search-bench-"))
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+    cfg, schema, splits, design = setup(argv)
+    print(f"digits: train {len(splits['train'][1])}, validation {len(splits['validation'][1])}, "
+          f"test {len(splits['test'][1])}; tuner {cfg.search.tuner}, budget {cfg.search.time_budget_s} s")
+    search_to_goal(cfg, schema, splits, design, scratch)
+    overhead(cfg, schema, splits, design, scratch)
+    np.save(scratch / "done.npy", np.array([1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
