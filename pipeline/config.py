@@ -215,6 +215,9 @@ class SearchConfig(_Strict):
     max_trials: int = Field(30, ge=1)  # over all rounds
     time_budget_s: float = Field(300.0, gt=0)
     stop_on_goal: bool = True
+    # Validation must pass the threshold by this much before the search calls the goal met:
+    # a small validation split makes the best of many designs look better than it is.
+    goal_margin: float = Field(0.0, ge=0.0)
     seed: int = 42
     rounds: int = Field(3, ge=1)
     subset_fraction: float = Field(0.25, gt=0.0, le=1.0)

@@ -69,10 +69,11 @@ def task_metrics(task: str, y_true: np.ndarray, raw: np.ndarray) -> dict[str, fl
     return {m: compute(task, m, y_true, raw) for m in METRICS_BY_TASK[task]}
 
 
-def goal_met(value: float, threshold: float, metric: str) -> bool:
+def goal_met(value: float, threshold: float, metric: str, margin: float = 0.0) -> bool:
+    """Whether `value` reaches `threshold`, by at least `margin` in the metric's direction."""
     if np.isnan(value):
         return False
-    return value <= threshold if metric in LOWER_IS_BETTER else value >= threshold
+    return value <= threshold - margin if metric in LOWER_IS_BETTER else value >= threshold + margin
 
 
 def margin(value: float, threshold: float, metric: str) -> float:

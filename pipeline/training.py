@@ -24,9 +24,9 @@ class GoalMetric(keras.callbacks.Callback):
     """
 
     def __init__(self, goal: GoalConfig, x_val: np.ndarray, y_val: np.ndarray,
-                 x_train: np.ndarray | None = None, y_train: np.ndarray | None = None):
+                 x_train: np.ndarray | None = None, y_train: np.ndarray | None = None, validation: bool = True):
         super().__init__()
-        self.goal, self.x_val, self.y_val = goal, x_val, y_val
+        self.goal, self.x_val, self.y_val, self.validation = goal, x_val, y_val, validation
         self.x_train = None if x_train is None else x_train[:TRAIN_SAMPLE_ROWS]
         self.y_train = None if y_train is None else y_train[:TRAIN_SAMPLE_ROWS]
 
@@ -36,7 +36,8 @@ class GoalMetric(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        logs[GOAL_LOG_KEY] = self._score(self.x_val, self.y_val)
+        if self.validation:
+            logs[GOAL_LOG_KEY] = self._score(self.x_val, self.y_val)
         if self.x_train is not None:
             logs[TRAIN_GOAL_LOG_KEY] = self._score(self.x_train, self.y_train)
 
@@ -56,11 +57,21 @@ class Deadline(keras.callbacks.Callback):
 
 
 def training_callbacks(goal: GoalConfig, validation: tuple, patience: int, deadline: float | None = None,
-                       train: tuple | None = None) -> list:
-    """Goal metric first when Keras lacks it (others read it), then NaN guard, early stopping, deadline."""
+                       train: tuple | None = None, exact_train_metric: bool = False) -> list:
+    """Goal metric first when Keras lacks it (others read it), then NaN guard, early stopping, deadline.
+
+    Keras's own train metric is a running mean over the epoch with dropout active, which reads
+    low; `exact_train_metric` re-measures it on a train sample in inference mode, for diagnosis.
+    """
     from pipeline.models.builder import has_native_goal_metric
 
-    callbacks = [] if has_native_goal_metric(goal.task, goal.metric) else [GoalMetric(goal, *validation, *(train or ()))]
+    native = has_native_goal_metric(goal.task, goal.metric)
+    if not native:
+        callbacks = [GoalMetric(goal, *validation, *(train or ()))]
+    elif exact_train_metric and train is not None:
+        callbacks = [GoalMetric(goal, *validation, *train, validation=False)]
+    else:
+        callbacks = []
     callbacks += [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(
@@ -88,7 +99,8 @@ def fit_design(design: dict, schema, splits: dict, goal: GoalConfig, epochs: int
     compile_model(model, schema.task, hp, steps_per_epoch(len(x_train), hp["batch_size"]), epochs, goal.metric)
     history = model.fit(
         x_train, y_train, validation_data=splits["validation"], epochs=epochs, batch_size=hp["batch_size"],
-        callbacks=training_callbacks(goal, splits["validation"], patience, deadline, train=splits["train"]),
+        callbacks=training_callbacks(goal, splits["validation"], patience, deadline, train=splits["train"],
+                                     exact_train_metric=True),
         verbose=verbose,
     )
     return model, history.history

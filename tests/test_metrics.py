@@ -43,3 +43,8 @@ def test_goal_direction_and_margin():
 def test_unknown_metric_for_task_raises():
     with pytest.raises(ValueError, match="metric 'rmse' is not defined for task 'binary'"):
         metrics.compute("binary", "rmse", np.array([0]), np.array([0.2]))
+
+
+def test_goal_margin_asks_for_more_than_the_threshold():
+    assert metrics.goal_met(0.992, 0.99, "accuracy") and not metrics.goal_met(0.992, 0.99, "accuracy", margin=0.005)
+    assert metrics.goal_met(3.0, 4.0, "rmse", margin=0.5) and not metrics.goal_met(3.8, 4.0, "rmse", margin=0.5)

@@ -139,7 +139,7 @@ def run_rounds(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict,
                 f"validation {goal.metric} {value:.4f}")
             if on_candidate:
                 on_candidate(candidate)
-            if search.stop_on_goal and metrics.goal_met(value, goal.threshold, goal.metric):
+            if search.stop_on_goal and metrics.goal_met(value, goal.threshold, goal.metric, search.goal_margin):
                 break
 
         round_best = best_of(round_candidates, goal.direction)
@@ -147,7 +147,8 @@ def run_rounds(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict,
         diagnoses = round_diagnoses(round_best.curves if round_best else None,
                                     [t.status for t in result.trials], goal, search.diagnosis)
         entry["diagnoses"] = [d.to_dict() for d in diagnoses]
-        met = round_best is not None and metrics.goal_met(round_best.validation, goal.threshold, goal.metric)
+        met = round_best is not None and metrics.goal_met(round_best.validation, goal.threshold, goal.metric,
+                                                          search.goal_margin)
         if search.stop_on_goal and met:
             entry["changes"] = []
             history.append(entry)

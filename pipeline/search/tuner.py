@@ -37,13 +37,15 @@ class Budget:
     max_trials: int
     deadline: float
     stop_on_goal: bool
+    margin: float = 0.0
     reason: str | None = None
 
     def stop_reason(self, oracle) -> str | None:
         finished = [t for t in oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")]
         if self.stop_on_goal:
             best = oracle.get_best_trials(1)
-            if best and best[0].score is not None and goal_met(best[0].score, self.threshold, self.metric):
+            if best and best[0].score is not None and goal_met(best[0].score, self.threshold, self.metric,
+                                                                self.margin):
                 return "goal met on validation"
         if time.monotonic() >= self.deadline:
             return "time budget spent"
@@ -108,7 +110,8 @@ def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train: tuple, v
     search = cfg.search
     oracle_base, tuner_base = TUNERS[search.tuner]
     objective = kt.Objective(GOAL_LOG_KEY, direction=cfg.goal.direction)
-    budget = Budget(cfg.goal.metric, cfg.goal.threshold, max_trials, deadline, search.stop_on_goal)
+    budget = Budget(cfg.goal.metric, cfg.goal.threshold, max_trials, deadline, search.stop_on_goal,
+                    search.goal_margin)
     oracle_kwargs = dict(objective=objective, seed=seed, max_retries_per_trial=0,
                          max_consecutive_failed_trials=max_trials + 1)
     if search.tuner == "hyperband":

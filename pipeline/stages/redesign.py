@@ -39,7 +39,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     summary = {"metric": cfg.goal.metric, "threshold": cfg.goal.threshold,
                "trained_validation": trained["validation"], "searched": False}
 
-    if trained["goal_met_on_validation"]:
+    if metrics.goal_met(trained["validation"], cfg.goal.threshold, cfg.goal.metric, cfg.search.goal_margin):
         _keep_trained(paths, initial)
         summary.update(chosen="trained", reason="the trained initial design meets the goal on validation",
                        validation=trained["validation"], trials=0)
