@@ -9,7 +9,7 @@ before any data is touched, with a message naming the key, the bad value and wha
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,7 +18,7 @@ Task = Literal["binary", "multiclass", "multilabel", "regression"]
 Activation = Literal["relu", "leaky_relu", "gelu", "elu", "tanh", "sigmoid"]
 Initializer = Literal["he_normal", "he_uniform", "glorot_uniform", "glorot_normal", "lecun_normal"]
 Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
-Family = Literal["mlp", "cnn"]
+Family = Literal["mlp", "cnn", "resnet", "inception", "rnn", "transformer"]
 
 METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
     "binary": ("accuracy", "balanced_accuracy", "macro_f1", "auc"),
@@ -35,9 +35,17 @@ BUILTIN_SOURCES: dict[str, dict[str, str]] = {
     "wine": {"task": "multiclass", "input": "tabular"},
     "diabetes": {"task": "regression", "input": "tabular"},
 }
+# Families that can read each input kind, and (first entries) those searched when
+# `model.families` is null; the very first is the `auto` initial family.
 FAMILIES_BY_INPUT: dict[str, tuple[str, ...]] = {
-    "image": ("cnn", "mlp"),
+    "image": ("cnn", "resnet", "inception", "mlp", "rnn", "transformer"),
+    "tabular": ("mlp", "transformer"),
+    "sequence": ("rnn", "transformer", "mlp"),
+}
+SEARCHED_BY_INPUT: dict[str, tuple[str, ...]] = {
+    "image": ("cnn", "resnet", "inception"),
     "tabular": ("mlp",),
+    "sequence": ("rnn", "transformer"),
 }
 
 
@@ -77,24 +85,37 @@ class GoalConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    """Where the data comes from. `csv` reads a table: a target column (or several: multilabel)."""
+    """Where the data comes from.
 
-    source: Literal["digits", "breast_cancer", "wine", "diabetes", "csv"]
+    `csv` reads a table: a target column (or several: multilabel). `npz` reads arrays `x` and
+    `y` (and optionally `classes`) whose layout `input` declares: image (n, H, W, C),
+    sequence (n, steps, features) or tabular (n, features).
+    """
+
+    source: Literal["digits", "breast_cancer", "wine", "diabetes", "csv", "npz"]
     path: str | None = None
     target: str | list[str] | None = None
     features: list[str] | None = None
+    input: Literal["image", "sequence", "tabular"] | None = None
 
     @model_validator(mode="after")
-    def _csv_needs_path_and_target(self) -> DataConfig:
-        if self.source == "csv":
-            if not self.path:
-                raise _KeyError("data.path", self.path, "a CSV file path is required when data.source is csv")
-            if not self.target:
-                raise _KeyError("data.target", self.target, "a column name (or a list) is required for csv")
+    def _files_need_what_they_hold(self) -> DataConfig:
+        if self.source in ("csv", "npz") and not self.path:
+            raise _KeyError("data.path", self.path, f"a file path is required when data.source is {self.source}")
+        if self.source == "csv" and not self.target:
+            raise _KeyError("data.target", self.target, "a column name (or a list) is required for csv")
+        if self.source == "npz" and not self.input:
+            raise _KeyError("data.input", self.input, "required for npz: image (n, H, W, C), "
+                            "sequence (n, steps, features) or tabular (n, features)")
+        if self.source in BUILTIN_SOURCES and self.input not in (None, BUILTIN_SOURCES[self.source]["input"]):
+            raise _KeyError("data.input", self.input,
+                            f"data '{self.source}' is {BUILTIN_SOURCES[self.source]['input']} input")
         return self
 
     @property
     def input_kind(self) -> str:
+        if self.input:
+            return self.input
         return BUILTIN_SOURCES.get(self.source, {}).get("input", "tabular")
 
 
@@ -107,64 +128,45 @@ class SplitConfig(_Strict):
     seed: int = 42
 
 
-class MLPConfig(_Strict):
-    units: list[int] = Field(default_factory=lambda: [128, 64], min_length=1)
-    activation: Activation = "relu"
-    initializer: Initializer = "he_normal"
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    batchnorm: bool = False
-    l2: float = Field(0.0, ge=0.0)
-
-
-class CNNConfig(_Strict):
-    """VGG-style: blocks of `convs_per_block` 3x3 convolutions, each block closed by pooling."""
-
-    filters: list[int] = Field(default_factory=lambda: [32, 64], min_length=1)
-    convs_per_block: int = Field(2, ge=1, le=4)
-    kernel_size: int = Field(3, ge=1, le=7)
-    pooling: Literal["max", "avg"] = "max"
-    dense_units: int = Field(128, ge=1)
-    activation: Activation = "relu"
-    initializer: Initializer = "he_normal"
-    dropout: float = Field(0.3, ge=0.0, lt=1.0)
-    batchnorm: bool = True
-    l2: float = Field(0.0, ge=0.0)
-
-
-class ModelConfig(_Strict):
-    """The initial design. `auto` picks the family from the input kind (image: cnn, tabular: mlp)."""
-
-    family: Literal["auto", "mlp", "cnn"] = "auto"
-    mlp: MLPConfig = Field(default_factory=MLPConfig)
-    cnn: CNNConfig = Field(default_factory=CNNConfig)
-
-
-class TrainConfig(_Strict):
-    epochs: int = Field(40, ge=1)
-    batch_size: int = Field(32, ge=1)
-    optimizer: Optimizer = "adam"
-    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
-    lr_schedule: Literal["constant", "cosine", "exponential"] = "constant"
-    early_stopping_patience: int = Field(8, ge=1)
-    seed: int = 42
-    verbose: int = Field(2, ge=0, le=2)
-
-
 class IntRange(_Strict):
+    """An integer the search may vary in [min, max]; `default` is the initial design's value.
+
+    A plain number fixes it (min = max = default). A default outside the range is moved to the
+    nearest end, so narrowing a range from the command line moves the initial design with it.
+    """
+
+    default: int | None = None
     min: int = Field(ge=1)
     max: int = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed(cls, value):
+        return {"default": value, "min": value, "max": value} if isinstance(value, int) else value
 
     @model_validator(mode="after")
     def _ordered(self) -> IntRange:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        default = self.min if self.default is None else self.default
+        object.__setattr__(self, "default", min(max(default, self.min), self.max))
         return self
 
 
 class FloatRange(_Strict):
+    """A float the search may vary in [min, max] (log scale when `log`); a plain number fixes it."""
+
+    default: float | None = None
     min: float
     max: float
     log: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed(cls, value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return {"default": value, "min": value, "max": value}
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> FloatRange:
@@ -172,26 +174,193 @@ class FloatRange(_Strict):
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
         if self.log and self.min <= 0:
             raise ValueError("a log-scale range needs min > 0")
+        default = self.min if self.default is None else self.default
+        object.__setattr__(self, "default", min(max(default, self.min), self.max))
         return self
 
 
-class SearchSpace(_Strict):
-    """The design space the redesign stage searches; the initial design is its first point."""
+T = TypeVar("T")
 
+
+class Choice(_Strict, Generic[T]):
+    """One of `choices` for the search; `default` is the initial design's (a plain value fixes it).
+
+    A default missing from the choices falls back to the first choice.
+    """
+
+    default: T | None = None
+    choices: list[T] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed(cls, value):
+        if isinstance(value, list):
+            return {"choices": value}
+        return value if isinstance(value, (dict, BaseModel)) else {"default": value, "choices": [value]}
+
+    @model_validator(mode="after")
+    def _default_in_choices(self) -> Choice:
+        if self.default not in self.choices:
+            object.__setattr__(self, "default", self.choices[0])
+        return self
+
+
+def _choice(default, choices):
+    return Field(default_factory=lambda: {"default": default, "choices": list(choices)}, validate_default=True)
+
+
+def _int_range(default, low, high):
+    return Field(default_factory=lambda: {"default": default, "min": low, "max": high}, validate_default=True)
+
+
+def _float_range(default, low, high, log=False):
+    return Field(default_factory=lambda: {"default": default, "min": low, "max": high, "log": log},
+                 validate_default=True)
+
+
+class CommonSpace(_Strict):
+    """Layer choices every family shares."""
+
+    activation: Choice[Activation] = _choice("relu", ["relu", "gelu"])
+    initializer: Choice[Initializer] = _choice("he_normal", ["he_normal", "glorot_uniform"])
+    dropout: FloatRange = _float_range(0.2, 0.0, 0.5)
+    batchnorm: Choice[bool] = _choice(True, [True, False])
+    l1: Choice[float] = _choice(0.0, [0.0])
+    l2: Choice[float] = _choice(0.0, [0.0, 1e-4])
+
+
+class FamilySpace(_Strict):
+    """A family's own hyperparameters. `depth` and `widths` name what underfitting grows."""
+
+    depth: ClassVar[str]
+    widths: ClassVar[tuple[str, ...]]
+
+
+class MLPSpace(FamilySpace):
+    """Dense stack: `layers` layers, the first `units` wide, each next one half as wide."""
+
+    depth: ClassVar[str] = "layers"
+    widths: ClassVar[tuple[str, ...]] = ("units",)
+    layers: IntRange = _int_range(2, 1, 3)
+    units: Choice[int] = _choice(128, [64, 128, 256])
+
+
+class CNNSpace(FamilySpace):
+    """VGG-style: `blocks` blocks of `convs_per_block` k x k convolutions + 2x2 pooling, filters doubling."""
+
+    depth: ClassVar[str] = "blocks"
+    widths: ClassVar[tuple[str, ...]] = ("filters", "dense_units")
+    blocks: IntRange = _int_range(2, 1, 3)
+    filters: Choice[int] = _choice(32, [16, 32, 64])
+    convs_per_block: Choice[int] = _choice(2, [1, 2])
+    kernel_size: Choice[int] = _choice(3, [3, 5])
+    pooling: Choice[Literal["max", "avg"]] = _choice("max", ["max", "avg"])
+    dense_units: Choice[int] = _choice(128, [64, 128])
+
+
+class ResNetSpace(FamilySpace):
+    """Residual stages; each after the first halves the spatial size and doubles the filters."""
+
+    depth: ClassVar[str] = "stages"
+    widths: ClassVar[tuple[str, ...]] = ("filters",)
+    stages: IntRange = _int_range(2, 1, 3)
+    blocks_per_stage: Choice[int] = _choice(1, [1, 2])
+    filters: Choice[int] = _choice(32, [16, 32, 64])
+    kernel_size: Choice[int] = _choice(3, [3])
+    pooling: Choice[Literal["max", "avg"]] = _choice("avg", ["avg", "max"])  # global pooling at the end
+
+
+class InceptionSpace(FamilySpace):
+    """Inception modules (1x1, 1x1->3x3, 1x1->5x5, pool->1x1 branches), 2x2 pooling between them."""
+
+    depth: ClassVar[str] = "blocks"
+    widths: ClassVar[tuple[str, ...]] = ("filters",)
+    blocks: IntRange = _int_range(2, 1, 3)
+    filters: Choice[int] = _choice(16, [8, 16, 32])  # per branch; the 1x1 reductions use half
+    pooling: Choice[Literal["max", "avg"]] = _choice("max", ["max", "avg"])
+
+
+class RNNSpace(FamilySpace):
+    """Recurrent layers over the time axis (image rows for images); cells keep their tanh."""
+
+    depth: ClassVar[str] = "layers"
+    widths: ClassVar[tuple[str, ...]] = ("units",)
+    cell: Choice[Literal["lstm", "gru", "simple"]] = _choice("lstm", ["lstm", "gru"])
+    layers: IntRange = _int_range(1, 1, 2)
+    units: Choice[int] = _choice(64, [32, 64, 128])
+    bidirectional: Choice[bool] = _choice(False, [False, True])
+
+
+class TransformerSpace(FamilySpace):
+    """Encoder blocks over tokens: sequence steps, image rows, or one token per table column."""
+
+    depth: ClassVar[str] = "blocks"
+    widths: ClassVar[tuple[str, ...]] = ("embed_dim", "ff_units")
+    blocks: IntRange = _int_range(2, 1, 3)
+    embed_dim: Choice[int] = _choice(64, [32, 64])
+    heads: Choice[int] = _choice(4, [2, 4])
+    ff_units: Choice[int] = _choice(128, [64, 128, 256])
+
+
+FAMILY_SPACES: dict[str, type[FamilySpace]] = {
+    "mlp": MLPSpace, "cnn": CNNSpace, "resnet": ResNetSpace, "inception": InceptionSpace,
+    "rnn": RNNSpace, "transformer": TransformerSpace,
+}
+
+
+class ModelConfig(_Strict):
+    """The design space, family by family; every value's `default` together is the initial design.
+
+    `family` is the initial design's family (`auto`: the first that fits the input kind);
+    `families` the ones the redesign search may try (null: the defaults for the input kind).
+    """
+
+    family: Literal["auto", "mlp", "cnn", "resnet", "inception", "rnn", "transformer"] = "auto"
     families: list[Family] | None = None
-    learning_rate: FloatRange = Field(default_factory=lambda: FloatRange(min=1e-4, max=1e-2, log=True))
-    optimizer: list[Optimizer] = Field(default_factory=lambda: ["adam", "sgd"], min_length=1)
-    batch_size: list[int] = Field(default_factory=lambda: [32, 64], min_length=1)
-    activation: list[Activation] = Field(default_factory=lambda: ["relu", "gelu"], min_length=1)
-    dropout: FloatRange = Field(default_factory=lambda: FloatRange(min=0.0, max=0.5))
-    batchnorm: list[bool] = Field(default_factory=lambda: [True, False], min_length=1)
-    initializer: list[Initializer] = Field(default_factory=lambda: ["he_normal", "glorot_uniform"], min_length=1)
-    l2: list[float] = Field(default_factory=lambda: [0.0, 1e-4], min_length=1)
-    mlp_layers: IntRange = Field(default_factory=lambda: IntRange(min=1, max=3))
-    mlp_units: list[int] = Field(default_factory=lambda: [64, 128, 256], min_length=1)
-    cnn_blocks: IntRange = Field(default_factory=lambda: IntRange(min=1, max=2))
-    cnn_filters: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
-    dense_units: list[int] = Field(default_factory=lambda: [64, 128], min_length=1)
+    common: CommonSpace = Field(default_factory=CommonSpace)
+    mlp: MLPSpace = Field(default_factory=MLPSpace)
+    cnn: CNNSpace = Field(default_factory=CNNSpace)
+    resnet: ResNetSpace = Field(default_factory=ResNetSpace)
+    inception: InceptionSpace = Field(default_factory=InceptionSpace)
+    rnn: RNNSpace = Field(default_factory=RNNSpace)
+    transformer: TransformerSpace = Field(default_factory=TransformerSpace)
+
+
+class TrainingSpace(_Strict):
+    """Training choices the search may vary."""
+
+    optimizer: Choice[Optimizer] = _choice("adam", ["adam", "sgd"])
+    learning_rate: FloatRange = _float_range(1e-3, 3e-4, 1e-2, log=True)
+    # plateau: constant rate divided by 5 after `early_stopping_patience // 2` epochs without progress
+    lr_schedule: Choice[Literal["constant", "cosine", "exponential", "plateau"]] = _choice("cosine", ["cosine"])
+    batch_size: Choice[int] = _choice(32, [32, 64])
+
+
+class TrainConfig(TrainingSpace):
+    epochs: int = Field(40, ge=1)
+    early_stopping_patience: int = Field(8, ge=1)
+    seed: int = 42
+    verbose: int = Field(2, ge=0, le=2)
+
+    def space(self) -> TrainingSpace:
+        return TrainingSpace(**{name: getattr(self, name) for name in TrainingSpace.model_fields})
+
+
+class AugmentConfig(_Strict):
+    """Training-only image augmentation, as Keras preprocessing layers inside the model.
+
+    The layers are inactive at validation, test and prediction time. `enabled` may be searched;
+    the overfitting diagnosis turns it on. Rotation is a fraction of a full turn; translation
+    and zoom fractions of the image size; brightness/contrast need inputs scaled to [0, 1].
+    """
+
+    enabled: Choice[bool] = _choice(False, [False, True])
+    rotation: float = Field(0.05, ge=0.0, le=0.5)
+    translation: float = Field(0.1, ge=0.0, lt=1.0)
+    zoom: float = Field(0.1, ge=0.0, lt=1.0)
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none"
+    brightness: float = Field(0.0, ge=0.0, le=1.0)
+    contrast: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class DiagnosisConfig(_Strict):
@@ -215,9 +384,11 @@ class SearchConfig(_Strict):
     max_trials: int = Field(30, ge=1)  # over all rounds
     time_budget_s: float = Field(300.0, gt=0)
     stop_on_goal: bool = True
-    # Validation must pass the threshold by this much before the search calls the goal met:
-    # a small validation split makes the best of many designs look better than it is.
-    goal_margin: float = Field(0.0, ge=0.0)
+    # Validation must pass the threshold by this much before the loop calls the goal met: a small
+    # validation split makes the best of many designs look better than it is. `auto`: for
+    # accuracy/balanced_accuracy, 1.645 standard errors of a rate at the threshold on the
+    # validation split (one-sided 95%); 0 for the other metrics.
+    goal_margin: float | Literal["auto"] = "auto"
     seed: int = 42
     rounds: int = Field(3, ge=1)
     subset_fraction: float = Field(0.25, gt=0.0, le=1.0)
@@ -225,9 +396,11 @@ class SearchConfig(_Strict):
     max_epochs: int = Field(20, ge=1)  # per subset trial (hyperband: the most one trial gets)
     hyperband_factor: int = Field(3, ge=2)
     top_k: int = Field(2, ge=1)
-    ensemble: bool = False
+    ensemble: bool = True  # also try the average of the best designs; it wins only if better on validation
+    ensemble_size: int = Field(3, ge=2)
+    # true: a rerun of the same search (after Ctrl-C or a kill) goes on where it stopped
+    resume: bool = True
     diagnosis: DiagnosisConfig = Field(default_factory=DiagnosisConfig)
-    space: SearchSpace = Field(default_factory=SearchSpace)
 
 
 class TrackingConfig(_Strict):
@@ -244,6 +417,7 @@ class PipelineConfig(_Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
@@ -267,10 +441,10 @@ class PipelineConfig(_Strict):
                 "model.family", self.model.family,
                 f"allowed for {self.data.input_kind} input: auto, {', '.join(applicable)}",
             )
-        for family in self.search.space.families or ():
+        for family in self.model.families or ():
             if family not in applicable:
                 raise _KeyError(
-                    "search.space.families", family,
+                    "model.families", family,
                     f"allowed for {self.data.input_kind} input: {', '.join(applicable)}",
                 )
         return self
@@ -284,7 +458,9 @@ class PipelineConfig(_Strict):
 
     @property
     def search_families(self) -> list[str]:
-        return list(self.search.space.families or FAMILIES_BY_INPUT[self.data.input_kind])
+        """The families the redesign search may try (the initial one always among them)."""
+        families = list(self.model.families or SEARCHED_BY_INPUT[self.data.input_kind])
+        return families if self.family in families else [self.family, *families]
 
 
 class _KeyError(ValueError):

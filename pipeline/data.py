@@ -27,7 +27,7 @@ class Schema:
 
     source: str
     task: str
-    input_kind: str  # image | tabular
+    input_kind: str  # image | tabular | sequence
     input_shape: list[int]
     features: list[str]
     scaling: dict  # {"kind": "rescale", "scale": s} for images, {"kind": "standardize"} for tables
@@ -64,7 +64,58 @@ def load_dataset(cfg: DataConfig, task: str) -> Dataset:
         return _load_digits()
     if cfg.source in ("breast_cancer", "wine", "diabetes"):
         return _load_sklearn_table(cfg.source, task)
+    if cfg.source == "npz":
+        return _load_npz(cfg, task)
     return _load_csv(cfg, task)
+
+
+NPZ_LAYOUTS = {"tabular": "(n, features)", "sequence": "(n, steps, features)", "image": "(n, height, width, channels)"}
+
+
+def _load_npz(cfg: DataConfig, task: str) -> Dataset:
+    """Arrays `x` and `y` (and optional `classes` naming integer labels 0..k-1) from a .npz file."""
+    path = Path(cfg.path)
+    if not path.is_file():
+        raise DataError(f"data.path: file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            content = {name: arrays[name] for name in arrays.files}
+    except (ValueError, OSError) as exc:
+        raise DataError(f"data.path: cannot read {path} as .npz: {exc}") from None
+    missing = [name for name in ("x", "y") if name not in content]
+    if missing:
+        raise DataError(f"{path}: array(s) {missing} not found; it holds {sorted(content)}")
+    x, y = content["x"], content["y"]
+    layout = NPZ_LAYOUTS[cfg.input]
+    if x.ndim != layout.count(",") + 1:
+        raise DataError(f"{path}: data.input is {cfg.input}, so x must be {layout}; got shape {x.shape}")
+    if len(x) == 0:
+        raise DataError(f"{path}: x has no rows")
+    if len(y) != len(x):
+        raise DataError(f"{path}: x has {len(x)} rows but y has {len(y)}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{path}: x must be numeric; got dtype {x.dtype}")
+    if not np.isfinite(x).all():
+        row = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
+        raise DataError(f"{path}: x has a missing or infinite value in row {row}")
+    y_frame = pd.DataFrame(y.reshape(len(y), -1))
+    targets = [f"y{i}" for i in range(y_frame.shape[1])] if y_frame.shape[1] > 1 else ["target"]
+    y_frame.columns = targets
+    encoded, classes, output_kind = _encode_targets(y_frame, targets, task, str(path))
+    if "classes" in content and output_kind == "classes":
+        names = [str(c) for c in content["classes"]]
+        if classes != [str(i) for i in range(len(names))]:
+            raise DataError(f"{path}: with a `classes` array, y must hold the labels 0..{len(names) - 1}")
+        classes = names
+    # uint8 images are 0..255 pixels; anything else is standardised per channel/feature.
+    scaling = {"kind": "rescale", "scale": 1.0 / 255.0} if x.dtype == np.uint8 and cfg.input == "image" \
+        else {"kind": "standardize"}
+    features = [f"x{i}" for i in range(x.shape[-1])] if cfg.input == "tabular" else ["x"]
+    schema = Schema(
+        source="npz", task=task, input_kind=cfg.input, input_shape=list(x.shape[1:]), features=features,
+        scaling=scaling, output_kind=output_kind, classes=classes, target=targets, n_rows=len(x),
+    )
+    return Dataset(x.astype("float32"), encoded, schema)
 
 
 def _load_digits() -> Dataset:

@@ -76,6 +76,38 @@ def goal_met(value: float, threshold: float, metric: str, margin: float = 0.0) -
     return value <= threshold - margin if metric in LOWER_IS_BETTER else value >= threshold + margin
 
 
+def validation_loss(task: str, y_true: np.ndarray, raw: np.ndarray) -> float:
+    """Log loss (classification) or mean squared error (regression): breaks ties in the goal metric.
+
+    On a small validation split many designs score the same accuracy; the loss still tells
+    how confidently right (or wrong) each one is.
+    """
+    raw = np.asarray(raw, dtype="float64")
+    if not np.all(np.isfinite(raw)):
+        return float("inf")
+    if task == "regression":
+        return float(skm.mean_squared_error(y_true, raw.reshape(-1)))
+    clipped = np.clip(raw, 1e-7, 1 - 1e-7)
+    if task == "multiclass":
+        return float(skm.log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True),
+                                  labels=list(range(raw.shape[1]))))
+    y = np.asarray(y_true).reshape(clipped.shape[0], -1)
+    p = clipped.reshape(y.shape)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+RATE_METRICS = frozenset({"accuracy", "balanced_accuracy"})
+
+
+def stop_margin(setting: float | str, metric: str, threshold: float, n_validation: int) -> float:
+    """How far past the threshold validation must be to call the goal met (see search.goal_margin)."""
+    if setting != "auto":
+        return float(setting)
+    if metric not in RATE_METRICS or n_validation <= 0:
+        return 0.0
+    return 1.645 * float(np.sqrt(threshold * (1.0 - threshold) / n_validation))
+
+
 def margin(value: float, threshold: float, metric: str) -> float:
     """How far past the threshold (positive: met), in the metric's own units."""
     return threshold - value if metric in LOWER_IS_BETTER else value - threshold

@@ -56,6 +56,11 @@ class Paths:
         return self.artifacts / "redesign"
 
     @property
+    def search_state(self) -> Path:
+        """KerasTuner projects and full-data runs, kept across runs so a search can resume."""
+        return self.root / "state" / "redesign"
+
+    @property
     def validate(self) -> Path:
         return self.artifacts / "validate"
 

@@ -19,7 +19,7 @@ from pipeline.data import DataError, Schema, features_to_array
 
 def load_exported(model_path: str | Path):
     """The model (Keras safe mode on) and the schema saved beside it."""
-    import keras
+    from pipeline.models import load_model
 
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -27,7 +27,7 @@ def load_exported(model_path: str | Path):
     schema_path = model_path.parent / "schema.json"
     if not schema_path.is_file():
         raise DataError(f"predict: {schema_path} not found; export writes it beside the model")
-    return keras.saving.load_model(model_path, safe_mode=True), Schema.from_json(schema_path)
+    return load_model(model_path), Schema.from_json(schema_path)
 
 
 def pixel_columns(schema: Schema) -> list[str]:

@@ -83,6 +83,14 @@ def training_callbacks(goal: GoalConfig, validation: tuple, patience: int, deadl
     return callbacks
 
 
+def schedule_callbacks(hp: dict, goal: GoalConfig, patience: int) -> list:
+    """The `plateau` schedule: divide the learning rate by 5 when the goal metric stops improving."""
+    if hp.get("lr_schedule") != "plateau":
+        return []
+    return [keras.callbacks.ReduceLROnPlateau(monitor=GOAL_LOG_KEY, mode=goal.direction, factor=0.2,
+                                              patience=max(1, patience // 2), min_lr=1e-6)]
+
+
 def steps_per_epoch(n_rows: int, batch_size: int) -> int:
     return max(1, -(-n_rows // batch_size))
 
@@ -100,7 +108,7 @@ def fit_design(design: dict, schema, splits: dict, goal: GoalConfig, epochs: int
     history = model.fit(
         x_train, y_train, validation_data=splits["validation"], epochs=epochs, batch_size=hp["batch_size"],
         callbacks=training_callbacks(goal, splits["validation"], patience, deadline, train=splits["train"],
-                                     exact_train_metric=True),
+                                     exact_train_metric=True) + schedule_callbacks(hp, goal, patience),
         verbose=verbose,
     )
     return model, history.history

@@ -16,7 +16,7 @@ def test_default_is_digits_cnn_with_its_goal():
     cfg = make_config()
     assert (cfg.data.source, cfg.goal.task, cfg.goal.metric, cfg.goal.threshold) == ("digits", "multiclass", "accuracy", 0.98)
     assert cfg.family == "cnn"
-    assert cfg.search_families == ["cnn", "mlp"]
+    assert cfg.search_families == ["cnn", "resnet", "inception"]
 
 
 @pytest.mark.parametrize("choice, task, family", [
@@ -47,13 +47,13 @@ def test_unknown_key_names_key_and_allowed_keys():
     raw = raw_default()
     raw["train"]["epoch"] = 5
     message = _error(raw)
-    assert "`train.epoch`: unknown key; allowed keys: epochs, batch_size, optimizer" in message
+    assert "`train.epoch`: unknown key; allowed keys: optimizer, learning_rate, lr_schedule, batch_size, epochs" in message
 
 
 def test_unknown_top_level_section():
     raw = raw_default()
     raw["trian"] = {}
-    assert "`trian`: unknown key; allowed keys: goal, data, split, model, train, search, tracking" in _error(raw)
+    assert "`trian`: unknown key; allowed keys: goal, data, split, model, train, augment, search, tracking" in _error(raw)
 
 
 def test_wrong_type_names_key_and_value():
@@ -85,13 +85,13 @@ def test_threshold_out_of_range():
 def test_unknown_data_source_in_params():
     raw = raw_default()
     raw["data"]["source"] = "mnist"
-    assert "`data.source`: got 'mnist'; allowed: 'digits', 'breast_cancer', 'wine', 'diabetes' or 'csv'" in _error(raw)
+    assert "`data.source`: got 'mnist'; allowed: 'digits', 'breast_cancer', 'wine', 'diabetes', 'csv' or 'npz'" in _error(raw)
 
 
 def test_unknown_data_choice_on_the_command_line_lists_choices():
     with pytest.raises(ConfigError) as info:
         compose_params(["data=mnist"], REPO / "conf")
-    assert "data: breast_cancer, csv, diabetes, digits, wine" in str(info.value)
+    assert "data: breast_cancer, csv, diabetes, digits, npz, wine" in str(info.value)
 
 
 def test_task_must_match_builtin_data():
@@ -101,7 +101,13 @@ def test_task_must_match_builtin_data():
 
 
 def test_cnn_is_refused_for_tabular_input():
-    assert "`model.family`: got 'cnn'; allowed for tabular input: auto, mlp" in _error(raw_default("data=wine", "model=cnn"))
+    assert "`model.family`: got 'cnn'; allowed for tabular input: auto, mlp, transformer" in _error(
+        raw_default("data=wine", "model=cnn"))
+
+
+def test_a_family_that_cannot_read_the_input_is_refused_in_the_search_families():
+    message = _error(raw_default("data=wine", "model.families=[mlp,resnet]"))
+    assert "`model.families`: got 'resnet'; allowed for tabular input: mlp, transformer" in message
 
 
 def test_csv_without_path_says_it_is_required():
@@ -110,8 +116,37 @@ def test_csv_without_path_says_it_is_required():
 
 def test_inverted_range():
     raw = raw_default()
-    raw["search"]["space"]["mlp_layers"] = {"min": 3, "max": 1}
-    assert "`search.space.mlp_layers`: got {'min': 3, 'max': 1}; min (3) must not exceed max (1)" in _error(raw)
+    raw["model"]["mlp"]["layers"] = {"min": 3, "max": 1}
+    assert "`model.mlp.layers`: got {'min': 3, 'max': 1}; min (3) must not exceed max (1)" in _error(raw)
+
+
+def test_ranges_narrow_and_fix_from_the_command_line():
+    cfg = make_config("model.cnn.blocks.max=1", "model.families=[cnn,resnet]", "train.optimizer=adamw",
+                      "train.learning_rate.min=0.001", "model.common.dropout=0.25")
+    assert (cfg.model.cnn.blocks.min, cfg.model.cnn.blocks.max, cfg.model.cnn.blocks.default) == (1, 1, 1)
+    assert cfg.search_families == ["cnn", "resnet"]
+    assert cfg.train.optimizer.choices == ["adamw"] and cfg.train.optimizer.default == "adamw"
+    assert cfg.train.learning_rate.min == 0.001 and cfg.train.learning_rate.default == 0.002
+    assert cfg.model.common.dropout.min == cfg.model.common.dropout.max == 0.25
+
+
+def test_a_choice_outside_what_is_allowed_names_the_key():
+    message = _error(raw_default("model.common.activation.choices=[relu,swishy]"))
+    assert "`model.common.activation.choices.1`: got 'swishy'; allowed: 'relu', 'leaky_relu', 'gelu'" in message
+    message = _error(raw_default("model.families=[cnn,vit]"))
+    assert "`model.families.1`: got 'vit'; allowed: 'mlp', 'cnn', 'resnet', 'inception', 'rnn' or 'transformer'" in message
+
+
+def test_the_initial_family_is_always_searched():
+    cfg = make_config("model.family=resnet", "model.families=[cnn]")
+    assert cfg.family == "resnet" and cfg.search_families == ["resnet", "cnn"]
+
+
+def test_npz_needs_its_layout_declared():
+    message = _error(raw_default("data=npz", "data.path=x.npz"))
+    assert "`data.input`: missing; this key is required" in message
+    raw = raw_default("data=npz", "data.path=x.npz", "data.input=sequence")
+    assert validate_config(raw).data.input_kind == "sequence"
 
 
 def test_goal_stage_fails_on_bad_config_before_touching_data(tmp_path):

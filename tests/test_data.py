@@ -90,3 +90,26 @@ def test_csv_empty(tmp_path):
     (tmp_path / "e.csv").write_text("a,label\n")
     with pytest.raises(DataError, match="has no rows"):
         load_dataset(DataConfig(source="csv", path=str(tmp_path / "e.csv"), target="label"), "binary")
+
+
+def test_npz_images_sequences_and_tables(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "img.npz", x=rng.integers(0, 255, (20, 6, 5, 3)).astype("uint8"), y=np.arange(20) % 2)
+    ds = load_dataset(DataConfig(source="npz", path=str(tmp_path / "img.npz"), input="image"), "binary")
+    assert ds.schema.input_shape == [6, 5, 3] and ds.schema.scaling == {"kind": "rescale", "scale": 1 / 255}
+    np.savez(tmp_path / "seq.npz", x=rng.normal(size=(20, 7, 2)), y=rng.normal(size=20))
+    ds = load_dataset(DataConfig(source="npz", path=str(tmp_path / "seq.npz"), input="sequence"), "regression")
+    assert ds.schema.input_kind == "sequence" and ds.schema.input_shape == [7, 2] and ds.y.dtype == np.float32
+
+
+@pytest.mark.parametrize("arrays, layout, message", [
+    ({"x": np.zeros((4, 3))}, "tabular", r"array\(s\) \['y'\] not found; it holds \['x'\]"),
+    ({"x": np.zeros((4, 3)), "y": np.zeros(4)}, "sequence",
+     r"data.input is sequence, so x must be \(n, steps, features\); got shape \(4, 3\)"),
+    ({"x": np.zeros((4, 3)), "y": np.zeros(5)}, "tabular", "x has 4 rows but y has 5"),
+    ({"x": np.array([[1.0], [np.nan]]), "y": np.array([0, 1])}, "tabular", "missing or infinite value in row 1"),
+])
+def test_npz_errors_name_the_problem(tmp_path, arrays, layout, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=message):
+        load_dataset(DataConfig(source="npz", path=str(tmp_path / "bad.npz"), input=layout), "multiclass")

@@ -2,8 +2,10 @@
 
 import pytest
 
-from pipeline.config import DiagnosisConfig, GoalConfig, SearchSpace
+from pipeline.config import DiagnosisConfig, GoalConfig
+from pipeline.designs import DesignSpace
 from pipeline.search.diagnosis import RoundPlan, adjust, diagnose, round_diagnoses
+from tests.conftest import make_config
 
 GOAL = GoalConfig(task="multiclass", metric="accuracy", threshold=0.9)
 SETTINGS = DiagnosisConfig()
@@ -56,7 +58,9 @@ def test_many_failed_trials_mean_divergence():
     assert round_diagnoses(HEALTHY, ["FAILED", "COMPLETED", "COMPLETED"], GOAL, SETTINGS) == []
 
 
-PLAN = RoundPlan(SearchSpace(), trial_epochs=10, full_epochs=40)
+IMAGE_SPACE = DesignSpace.from_config(make_config())  # digits: cnn, resnet, inception; augmentation available
+TABLE_SPACE = DesignSpace.from_config(make_config("data=wine"))
+PLAN = RoundPlan(IMAGE_SPACE, trial_epochs=10, full_epochs=40)
 
 
 def diagnosis(kind):
@@ -65,31 +69,42 @@ def diagnosis(kind):
     return [Diagnosis(kind, "test")]
 
 
-def test_overfitting_adds_regularization():
+def test_overfitting_adds_regularization_and_turns_augmentation_on():
     plan, changes = adjust(PLAN, diagnosis("overfitting"), {"dropout": 0.2})
-    assert plan.space.dropout.min == pytest.approx(0.3) and plan.space.dropout.max >= 0.5
-    assert plan.space.l2 == [1e-4, 1e-3] and any("augmentation" in c for c in changes)
+    assert plan.space.common.dropout.min == pytest.approx(0.3) and plan.space.common.dropout.max >= 0.5
+    assert plan.space.common.l2.choices == [1e-4, 1e-3]
+    assert plan.space.augment.choices == [True] and "augmentation on" in " ".join(changes)
 
 
-def test_underfitting_grows_the_model_and_the_epochs():
-    plan, changes = adjust(PLAN, diagnosis("underfitting"), {"mlp_layers": 2})
-    assert plan.space.mlp_layers.min == 2 and plan.space.mlp_layers.max == PLAN.space.mlp_layers.max + 1
-    assert max(plan.space.mlp_units) == 2 * max(PLAN.space.mlp_units)
+def test_overfitting_on_tables_says_there_is_no_augmentation():
+    plan, changes = adjust(RoundPlan(TABLE_SPACE, 10, 40), diagnosis("overfitting"), {"dropout": 0.2})
+    assert plan.space.augment is None and "augmentation: not available for this input kind" in changes
+
+
+def test_underfitting_grows_every_family_and_the_epochs():
+    plan, changes = adjust(PLAN, diagnosis("underfitting"), {"cnn_blocks": 2})
+    before, after = PLAN.space.per_family, plan.space.per_family
+    assert after["cnn"].blocks.min == 2 and after["cnn"].blocks.max == before["cnn"].blocks.max + 1
+    assert after["resnet"].stages.max == before["resnet"].stages.max + 1
+    assert max(after["cnn"].filters.choices) == 2 * max(before["cnn"].filters.choices)
+    assert max(after["inception"].filters.choices) == 2 * max(before["inception"].filters.choices)
     assert (plan.trial_epochs, plan.full_epochs) == (20, 60)
+    assert plan.space.common.dropout.max == pytest.approx(PLAN.space.common.dropout.max / 2)
 
 
 def test_divergence_lowers_learning_rates_and_clips():
     plan, changes = adjust(PLAN, diagnosis("divergence"), {})
-    assert plan.space.learning_rate.max == pytest.approx(PLAN.space.learning_rate.max / 10)
-    assert plan.space.batchnorm == [True] and plan.clipnorm == 1.0
+    assert plan.space.training.learning_rate.max == pytest.approx(PLAN.space.training.learning_rate.max / 10)
+    assert plan.space.common.batchnorm.choices == [True] and plan.clipnorm == 1.0
 
 
 def test_stalled_raises_learning_rates_and_drops_sgd():
     plan, changes = adjust(PLAN, diagnosis("stalled"), {})
-    assert plan.space.learning_rate.min == pytest.approx(PLAN.space.learning_rate.min * 3)
-    assert "sgd" not in plan.space.optimizer
+    assert plan.space.training.learning_rate.min == pytest.approx(PLAN.space.training.learning_rate.min * 3)
+    assert "sgd" not in plan.space.training.optimizer.choices
 
 
 def test_no_diagnosis_changes_nothing():
     plan, changes = adjust(PLAN, [], {})
-    assert plan == PLAN and changes == []
+    assert plan.space.to_dict() == PLAN.space.to_dict() and changes == []
+    assert (plan.trial_epochs, plan.full_epochs, plan.clipnorm) == (10, 40, None)

@@ -48,3 +48,9 @@ def test_unknown_metric_for_task_raises():
 def test_goal_margin_asks_for_more_than_the_threshold():
     assert metrics.goal_met(0.992, 0.99, "accuracy") and not metrics.goal_met(0.992, 0.99, "accuracy", margin=0.005)
     assert metrics.goal_met(3.0, 4.0, "rmse", margin=0.5) and not metrics.goal_met(3.8, 4.0, "rmse", margin=0.5)
+
+
+def test_auto_stop_margin_is_a_standard_error_on_the_validation_split():
+    assert metrics.stop_margin("auto", "accuracy", 0.99, 270) == pytest.approx(1.645 * (0.99 * 0.01 / 270) ** 0.5)
+    assert metrics.stop_margin("auto", "accuracy", 0.9, 10_000) < metrics.stop_margin("auto", "accuracy", 0.9, 100)
+    assert metrics.stop_margin("auto", "r2", 0.5, 100) == 0.0 and metrics.stop_margin(0.01, "r2", 0.5, 100) == 0.01

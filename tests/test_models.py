@@ -1,11 +1,16 @@
+"""Builders: every family on image, tabular and sequence inputs of several shapes; collapse
+excluded; preprocessing and heads; augmentation only in training; save/load in safe mode."""
+
 import numpy as np
 import pytest
 
+from pipeline.config import FAMILIES_BY_INPUT
 from pipeline.data import Schema
-from pipeline.models import DesignError, build_model, compile_model, layer_table
-from pipeline.models.cnn import max_blocks, pooled_size
+from pipeline.designs import defaults, initial_design
+from pipeline.models import DesignError, build_model, compile_model, layer_table, max_depth
+from pipeline.models.blocks import halvings, output_size
+from pipeline.models.builder import fit_to_input
 from tests.conftest import make_config
-from pipeline.designs import initial_design
 
 
 def image_schema(shape, task="multiclass", classes=3):
@@ -20,25 +25,86 @@ def tabular_schema(n, task):
                   classes=[] if task == "regression" else ["a", "b"])
 
 
-def test_pooling_size_formula():
-    assert pooled_size(8) == 4 and pooled_size(7) == 3 and pooled_size(2) == 1
-    assert max_blocks([8, 8]) == 3 and max_blocks([28, 28]) == 4 and max_blocks([32, 16]) == 4
+def sequence_schema(steps, features):
+    return Schema(source="t", task="multiclass", input_kind="sequence", input_shape=[steps, features],
+                  features=["x"], scaling={"kind": "standardize"}, output_kind="classes", classes=["a", "b", "c"])
 
 
-@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3), (12, 20, 3)])
-@pytest.mark.parametrize("family", ["cnn", "mlp"])
-def test_image_designs_build_and_predict(shape, family):
-    cfg = make_config(f"model={family}")
-    design = initial_design(cfg)
-    model = build_model(design, image_schema(shape), {})
-    out = model.predict(np.random.rand(2, *shape).astype("float32") * 255, verbose=0)
-    assert out.shape == (2, 3) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
+def design_for(family, *overrides):
+    cfg = make_config(f"model={family}", *overrides)
+    return initial_design(cfg)
 
 
-def test_cnn_refuses_a_design_that_collapses_the_input():
-    cfg = make_config("model=cnn", "model.cnn.filters=[8,8,8,8]")
-    with pytest.raises(DesignError, match=r"4 pooling blocks collapse a \[8, 8\] input; at most 3 fit"):
-        build_model(initial_design(cfg), image_schema((8, 8, 1)), {})
+def standard_stats(schema):
+    return {"mean": [0.0] * schema.input_shape[-1], "variance": [1.0] * schema.input_shape[-1]}
+
+
+def test_output_size_formula():
+    assert output_size(8, 2, 2) == 4 and output_size(7, 2, 2) == 3 and output_size(2, 2, 2) == 1
+    assert output_size(8, 3, 2, padding=1) == 4 and output_size(28, 5, 1) == 24
+    assert halvings(8) == 3 and halvings(28) == 4 and halvings(1) == 0
+
+
+CASES = [(image_schema(s), fam) for s in [(8, 8, 1), (28, 28, 1), (32, 32, 3), (12, 20, 3)]
+         for fam in FAMILIES_BY_INPUT["image"]]
+CASES += [(tabular_schema(13, "multiclass"), fam) for fam in FAMILIES_BY_INPUT["tabular"]]
+CASES += [(sequence_schema(*s), fam) for s in [(20, 3), (5, 1)] for fam in FAMILIES_BY_INPUT["sequence"]]
+
+
+@pytest.mark.parametrize("schema, family", CASES, ids=lambda v: getattr(v, "input_kind", v) and str(
+    getattr(v, "input_shape", v)))
+def test_every_family_builds_and_predicts_on_every_input_it_reads(schema, family):
+    design, _ = fit_to_input(design_for(family), schema)
+    model = build_model(design, schema, standard_stats(schema))
+    x = np.random.rand(2, *schema.input_shape).astype("float32")
+    out = model.predict(x, verbose=0)
+    classes = len(schema.classes) if schema.task == "multiclass" else 1
+    assert out.shape == (2, classes) and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("family, depth, limit", [("cnn", "blocks", 3), ("resnet", "stages", 4), ("inception", "blocks", 4)])
+def test_depth_that_collapses_an_8x8_image_is_refused_and_capped(family, depth, limit):
+    schema = image_schema((8, 8, 1))
+    assert max_depth(family, [8, 8, 1]) == limit
+    design = design_for(family, f"model.{family}.{depth}={limit + 1}")
+    with pytest.raises(DesignError, match=rf"{limit + 1} .* collapse a \[8, 8\] input; at most {limit} fit"):
+        build_model(design, schema, {})
+    fitted, note = fit_to_input(design, schema)
+    assert fitted["hyperparameters"][depth] == limit and "would collapse" in note
+    build_model(fitted, schema, {})
+
+
+def test_image_only_families_refuse_other_inputs():
+    with pytest.raises(DesignError, match="cnn needs image input"):
+        build_model(design_for("cnn"), sequence_schema(10, 2), standard_stats(sequence_schema(10, 2)))
+
+
+def test_per_layer_choices_reach_the_layers():
+    design = design_for("cnn", "model.cnn.kernel_size=5", "model.cnn.pooling=avg", "model.common.activation=gelu",
+                        "model.common.l1=0.001", "model.common.initializer=he_uniform")
+    model = build_model(design, image_schema((8, 8, 1)), {})
+    conv = model.get_layer("block0_conv0")
+    assert conv.kernel_size == (5, 5) and type(model.get_layer("block0_pool")).__name__ == "AveragePooling2D"
+    assert conv.kernel_regularizer.l1 == pytest.approx(0.001) and type(conv.kernel_initializer).__name__ == "HeUniform"
+    assert model.get_layer("block0_conv0_act").activation.__name__ == "gelu"
+
+
+def test_rnn_cell_and_bidirectional_choices():
+    design = design_for("rnn", "model.rnn.cell=gru", "model.rnn.bidirectional=true", "model.rnn.layers=2")
+    model = build_model(design, sequence_schema(12, 2), standard_stats(sequence_schema(12, 2)))
+    names = [layer.name for layer in model.layers]
+    assert "bi_gru_0" in names and "bi_gru_1" in names
+
+
+def test_augmentation_is_inside_the_model_and_only_active_in_training():
+    design = design_for("cnn", "augment.enabled=true", "augment.rotation=0.2")
+    model = build_model(design, image_schema((8, 8, 1)), {})
+    assert {"augment_rotation", "augment_translation", "augment_zoom"} <= {layer.name for layer in model.layers}
+    x = np.random.rand(4, 8, 8, 1).astype("float32") * 255
+    assert np.allclose(model(x, training=False), model(x, training=False))
+    rescaled = model.get_layer("rescale")(x)
+    augmented = model.get_layer("augment_rotation")(rescaled, training=True)
+    assert not np.allclose(np.asarray(augmented), np.asarray(rescaled))
 
 
 def test_regression_head_outputs_target_units():
@@ -60,9 +126,33 @@ def test_binary_head_and_normalization_from_train_stats():
     assert model.output_shape == (None, 1)
 
 
+def test_sequence_normalization_is_per_feature():
+    schema = sequence_schema(4, 2)
+    model = build_model(design_for("rnn"), schema, {"mean": [1.0, 10.0], "variance": [1.0, 4.0]})
+    x = np.tile(np.array([2.0, 14.0], "float32"), (1, 4, 1))
+    assert np.allclose(np.asarray(model.get_layer("standardize")(x)), np.tile([1.0, 2.0], (1, 4, 1)), atol=1e-5)
+
+
+@pytest.mark.parametrize("family, schema", [("transformer", sequence_schema(6, 2)), ("resnet", image_schema((8, 8, 1)))])
+def test_saved_models_load_in_safe_mode(family, schema, tmp_path):
+    import keras
+
+    model = build_model(design_for(family), schema, standard_stats(schema))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    x = np.random.rand(3, *schema.input_shape).astype("float32")
+    assert np.allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0), atol=1e-6)
+
+
 def test_layer_table_lists_shapes_and_params():
     cfg = make_config()
     model = build_model(initial_design(cfg), image_schema((8, 8, 1), classes=10), {})
     rows = layer_table(model)
     assert rows[0]["layer"] == "features" and rows[-1]["output_shape"] == "(batch, 10)"
     assert sum(r["params"] for r in rows) == model.count_params()
+
+
+def test_defaults_are_the_initial_design():
+    cfg = make_config("model=resnet")
+    assert defaults(cfg.model.resnet) == {k: v for k, v in initial_design(cfg)["hyperparameters"].items()
+                                          if k in type(cfg.model.resnet).model_fields}

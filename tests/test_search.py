@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from pipeline.data import load_dataset
-from pipeline.designs import initial_design, preprocessing_stats
+from pipeline.designs import DesignSpace, initial_design, preprocessing_stats, values_of
 from pipeline.search import run_rounds
 from pipeline.search.rounds import subsample
-from pipeline.search.space import DesignHyperModel, initial_defaults, space_containing
+from pipeline.search.space import DesignHyperModel
 from pipeline.search.tuner import run_tuner
 from pipeline.stages.split import split_indices
 from tests.conftest import TINY, make_config
@@ -27,20 +27,21 @@ def wine():
     return ds.schema, splits, design
 
 
-def tune(wine, tmp_path, *overrides, max_trials=2, budget_s=120.0):
-    schema, splits, design = wine
+def tune(wine, tmp_path, *overrides, max_trials=2, budget_s=120.0, on_trial_end=None):
+    schema, splits, _ = wine
     cfg = make_config("data=wine", *TINY, *overrides)
-    defaults = initial_defaults(cfg, design)
-    hypermodel = DesignHyperModel(cfg, schema, design["preprocessing"], space_containing(cfg.search.space, defaults),
-                                  defaults, cfg.search_families, cfg.search.max_epochs, len(splits["train"][1]))
+    design = initial_design(cfg)
+    design["preprocessing"] = preprocessing_stats(*splits["train"], schema)
+    hypermodel = DesignHyperModel(cfg, schema, design["preprocessing"], DesignSpace.from_config(cfg),
+                                  values_of(design), cfg.search.max_epochs, len(splits["train"][1]))
     return run_tuner(cfg, hypermodel, splits["train"], splits["validation"], tmp_path, max_trials=max_trials,
-                     deadline=time.monotonic() + budget_s, seed=cfg.search.seed)
+                     deadline=time.monotonic() + budget_s, seed=cfg.search.seed, on_trial_end=on_trial_end)
 
 
 def test_first_trial_is_the_initial_design(wine, tmp_path):
     result = tune(wine, tmp_path, "search.tuner=random", max_trials=1)
     hp = result.trials[0].hyperparameters
-    assert hp["family"] == "mlp" and hp["mlp_layers"] == 2 and hp["mlp_units"] == 128
+    assert hp["family"] == "mlp" and hp["mlp_layers"] == 2 and hp["mlp_units"] == 128 and hp["dropout"] == 0.3
     assert hp["optimizer"] == "adam" and hp["learning_rate"] == pytest.approx(0.002)
 
 
@@ -68,16 +69,61 @@ def test_every_tuner_runs(wine, tmp_path, tuner):
 
 
 def test_a_diverging_trial_is_failed_and_the_search_goes_on(wine, tmp_path):
-    # Learning rates up to 1e30 make the sampled trials' loss overflow to inf/NaN; the seeded
+    # Learning rates up to 1e30 make the (log-uniformly) sampled trials' loss overflow to inf/NaN; the seeded
     # first trial keeps the initial design's sane rate and completes.
-    result = tune(wine, tmp_path, "search.tuner=random", "goal.threshold=1.0", "search.space.optimizer=[sgd]",
-                  "train.optimizer=sgd", "search.space.learning_rate={min: 1e20, max: 1e30, log: true}",
+    result = tune(wine, tmp_path, "search.tuner=random", "goal.threshold=1.0", "train.optimizer=sgd",
+                  "train.learning_rate={default: 0.002, min: 0.002, max: 1e30, log: true}",
                   max_trials=3)
     statuses = [t.status for t in result.trials]
     assert statuses[0] == "COMPLETED" and statuses[1:] == ["FAILED", "FAILED"]
     assert all("training diverged: loss not finite at epoch" in t.message for t in result.trials[1:])
     assert result.stop_reason == "trial budget spent"
     assert len(result.best) == 1 and result.best[0].values["learning_rate"] == pytest.approx(0.002)
+
+
+def test_same_seed_gives_the_same_trials_and_another_seed_does_not(wine, tmp_path):
+    def sequence(seed, where):
+        result = tune(wine, where, "search.tuner=random", "goal.threshold=1.0", f"search.seed={seed}",
+                      "search.max_epochs=1", max_trials=4)
+        return [t.hyperparameters for t in result.trials]
+
+    first = sequence(7, tmp_path / "a")
+    assert sequence(7, tmp_path / "b") == first
+    assert sequence(8, tmp_path / "c") != first
+
+
+def test_every_family_in_the_space_can_be_searched(wine, tmp_path):
+    result = tune(wine, tmp_path, "search.tuner=grid", "goal.threshold=1.0", "model.families=[mlp,transformer]",
+                  "model.transformer.blocks=1", "model.transformer.embed_dim=16", "search.max_epochs=1",
+                  "model.mlp.units=32", "model.mlp.layers=1", "model.common.dropout=0.1", "model.common.batchnorm=false",
+                  "model.common.l2=0.0", "model.common.activation=relu", "model.common.initializer=he_normal",
+                  "train.optimizer=adam", "train.batch_size=32", "train.learning_rate=0.002",
+                  "model.transformer.heads=2", "model.transformer.ff_units=32", max_trials=6)
+    assert {t.hyperparameters["family"] for t in result.trials} == {"mlp", "transformer"}
+    assert all(t.status == "COMPLETED" for t in result.trials)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_search_resumes_without_losing_or_rerunning_a_trial(wine, tmp_path):
+    args = ("search.tuner=random", "goal.threshold=1.0", "search.max_epochs=1")
+    seen = []
+
+    def stop_after_two(record):
+        seen.append(record.trial_id)
+        if len(seen) == 2:
+            raise Interrupt  # like Ctrl-C between trials: the tuner has saved both
+
+    with pytest.raises(Interrupt):
+        tune(wine, tmp_path, *args, max_trials=4, on_trial_end=stop_after_two)
+    rerun = []
+    result = tune(wine, tmp_path, *args, max_trials=4, on_trial_end=lambda r: rerun.append(r.trial_id))
+    assert [t.trial_id for t in result.trials if t.resumed] == seen
+    assert len(rerun) == 2 and not set(rerun) & set(seen) and len(result.trials) == 4
+    fresh = tune(wine, tmp_path / "fresh", *args, max_trials=4)
+    assert [t.hyperparameters for t in result.trials] == [t.hyperparameters for t in fresh.trials]
 
 
 def test_subsample_is_seeded_stratified_and_sized():
@@ -95,14 +141,22 @@ def rounds(wine, tmp_path, *overrides):
 
 
 def test_rounds_search_a_subset_then_train_the_best_on_all_data(wine, tmp_path):
-    outcome = rounds(wine, tmp_path, "goal.threshold=1.0", "search.rounds=2", "search.trials_per_round=2",
+    outcome = rounds(wine, tmp_path, "goal.threshold=1.0", "search.stop_on_goal=false", "search.rounds=2",
+                     "search.trials_per_round=2",
                      "search.max_trials=4", "search.top_k=1", "search.subset_fraction=0.5", "search.tuner=random")
     assert [t["round"] for t in outcome.trials] == [1, 1, 2, 2]
     assert all(t["data_fraction"] == pytest.approx(0.5, abs=0.01) for t in outcome.trials)
-    assert len(outcome.candidates) == 2 and [h["round"] for h in outcome.history] == [1, 2]
+    singles = [c for c in outcome.candidates if c.design["family"] != "ensemble"]
+    ensembles = [c for c in outcome.candidates if c.design["family"] == "ensemble"]
+    assert len(singles) == 2 and [h["round"] for h in outcome.history] == [1, 2]
+    # From round 2 on there are two full-data runs to average; the ensemble is scored like a design.
+    assert len(ensembles) == 1 and ensembles[0].round == 2 and len(ensembles[0].design["members"]) == 2
+    _, splits, _ = wine
+    averaged = np.mean([c.model.predict(splits["validation"][0], verbose=0) for c in singles], axis=0)
+    assert ensembles[0].validation == pytest.approx(np.mean(averaged.argmax(1) == splits["validation"][1]))
     assert outcome.stop_reason in ("all rounds done", "trial budget spent")
     first = outcome.history[0]
-    assert first["full_runs"] and first["full_runs"][0]["validation"] == outcome.candidates[0].validation
+    assert first["full_runs"] and first["full_runs"][0]["validation"] == singles[0].validation
 
 
 def test_goal_stop_ends_the_loop_after_the_first_round(wine, tmp_path):

@@ -95,6 +95,42 @@ def test_regression_pipeline_searches_when_goal_is_missed(tmp_path):
     assert (paths.validate / "residuals.png").exists()
 
 
+def test_rerunning_the_redesign_stage_resumes_its_search(tmp_path):
+    cfg = make_config("data=diabetes", "goal.threshold=0.99", *TINY)
+    paths = Paths(tmp_path)
+    first = run_stages(cfg, paths, ALL_STAGES[:6])["redesign"]
+    saved = sorted(p.name for p in (paths.search_state / "round_1").glob("full_*"))
+    again = run_stages(cfg, paths, ["redesign"])["redesign"]
+    trials = pd.read_csv(paths.redesign / "trials.csv")
+    assert trials["resumed"].all() and len(trials) == first["trials"] == 2
+    assert again["validation"] == pytest.approx(first["validation"])
+    assert sorted(p.name for p in (paths.search_state / "round_1").glob("full_*")) == saved
+    # Other search settings: a fresh search, the old state is dropped.
+    changed = make_config("data=diabetes", "goal.threshold=0.99", *TINY, "search.seed=5")
+    run_stages(changed, paths, ["redesign"])
+    assert not pd.read_csv(paths.redesign / "trials.csv")["resumed"].any()
+
+
+def test_sequence_npz_runs_the_pipeline_with_rnn_and_transformer(tmp_path):
+    rng = np.random.default_rng(0)
+    steps = np.linspace(0, 2 * np.pi, 16)
+    y = rng.integers(0, 2, 200)
+    # slow waves rising, fast waves falling: easy to tell apart in a few epochs
+    x = (np.sin(steps[None, :] * (1 + y[:, None])) + np.where(y[:, None] == 1, -1.0, 1.0) * steps / 6)[..., None]
+    x += rng.normal(0, 0.2, x.shape)
+    np.savez(tmp_path / "waves.npz", x=x.astype("float32"), y=y, classes=np.array(["slow", "fast"]))
+    cfg = make_config("data=npz", f"data.path={tmp_path / 'waves.npz'}", "data.input=sequence", "goal.task=binary",
+                      "goal.threshold=0.999", "model.rnn.units=16", "model.transformer.embed_dim=16", *TINY, "train.epochs=20",
+                      "search.max_trials=4", "search.trials_per_round=4", "search.tuner=grid",
+                      "search.stop_on_goal=false")
+    paths = Paths(tmp_path / "run")
+    results = run_stages(cfg, paths, ALL_STAGES)
+    assert results["design"]["family"] == "rnn" and read_json(paths.prepared / "schema.json")["classes"] == ["slow", "fast"]
+    trials = pd.read_csv(paths.redesign / "trials.csv")
+    assert set(trials["family"]) <= {"rnn", "transformer"} and (trials["status"] == "COMPLETED").all()
+    assert read_json(paths.metrics / "test.json")["value"] > 0.7
+
+
 def test_fail_on_miss_exits_nonzero_with_message(breast_cancer_run, tmp_path):
     _, done, _ = breast_cancer_run
     cfg = make_config("data=breast_cancer", "goal.threshold=1.0", "goal.fail_on_miss=true", *TINY)

@@ -6,6 +6,6 @@ comes from the config (initial design), from a KerasTuner trial (redesign) or fr
 scaling fitted on the training split, so an exported model accepts raw inputs.
 """
 
-from pipeline.models.builder import DesignError, build_model, compile_model, layer_table
+from pipeline.models.builder import DesignError, build_model, compile_model, layer_table, load_model, max_depth
 
-__all__ = ["DesignError", "build_model", "compile_model", "layer_table"]
+__all__ = ["DesignError", "build_model", "compile_model", "layer_table", "load_model", "max_depth"]

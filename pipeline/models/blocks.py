@@ -1,12 +1,34 @@
-"""Small pieces the families share."""
+"""Small pieces the families share, and the output-size arithmetic that keeps designs valid."""
 
 import keras
 
 from pipeline.errors import DesignError  # noqa: F401  (re-exported for the families)
 
 
+def output_size(size: int, window: int, stride: int, padding: int = 0) -> int:
+    """S_out = floor((S_in - S_f + 2P) / stride) + 1."""
+    return (size - window + 2 * padding) // stride + 1
+
+
+def halvings(size: int) -> int:
+    """How many 2x2/stride-2 poolings a side of `size` takes before it would drop below 1."""
+    count = 0
+    while size >= 2:
+        size, count = output_size(size, 2, 2), count + 1
+    return count
+
+
+def spatial_sides(x) -> list[int]:
+    return [int(s) for s in x.shape[1:-1]]
+
+
 def regularizer(hp: dict):
-    return keras.regularizers.L2(hp["l2"]) if hp.get("l2") else None
+    l1, l2 = float(hp.get("l1", 0.0)), float(hp.get("l2", 0.0))
+    return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+
+
+def activation(hp: dict, name: str):
+    return keras.layers.Activation(hp["activation"], name=name)
 
 
 def dense_block(x, units: int, hp: dict, name: str):
@@ -17,7 +39,40 @@ def dense_block(x, units: int, hp: dict, name: str):
     )(x)
     if hp["batchnorm"]:
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-    x = keras.layers.Activation(hp["activation"], name=f"{name}_act")(x)
+    x = activation(hp, f"{name}_act")(x)
     if hp["dropout"] > 0:
         x = keras.layers.Dropout(hp["dropout"], name=f"{name}_dropout")(x)
     return x
+
+
+def conv_bn_act(x, filters: int, kernel: int, hp: dict, name: str, strides: int = 1, act: bool = True):
+    """Conv2D ('same' padding) -> [BatchNorm] -> [activation]."""
+    x = keras.layers.Conv2D(
+        filters, kernel, strides=strides, padding="same", use_bias=not hp["batchnorm"],
+        kernel_initializer=hp["initializer"], kernel_regularizer=regularizer(hp), name=name,
+    )(x)
+    if hp["batchnorm"]:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return activation(hp, f"{name}_act")(x) if act else x
+
+
+def as_tokens(x, name: str):
+    """A (steps, features) view of any input: image rows, sequence steps, or one token per column."""
+    if len(x.shape) == 4:
+        _, height, width, channels = x.shape
+        return keras.layers.Reshape((height, width * channels), name=f"{name}_rows")(x)
+    if len(x.shape) == 2:
+        return keras.layers.Reshape((x.shape[1], 1), name=f"{name}_columns")(x)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned vector per position to a (batch, steps, dim) input."""
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(
+            shape=(input_shape[-2], input_shape[-1]), initializer="glorot_uniform", name="positions")
+
+    def call(self, x):
+        return x + keras.ops.expand_dims(keras.ops.cast(self.positions, x.dtype), 0)

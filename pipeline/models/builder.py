@@ -5,22 +5,72 @@ from __future__ import annotations
 import keras
 
 from pipeline.data import Schema
-from pipeline.models import cnn, mlp
+from pipeline.models import cnn, inception, mlp, resnet, rnn, transformer
 from pipeline.models.blocks import DesignError
 
-FAMILIES = {"mlp": mlp.build_body, "cnn": cnn.build_body}
+FAMILY_MODULES = {"mlp": mlp, "cnn": cnn, "resnet": resnet, "inception": inception, "rnn": rnn,
+                  "transformer": transformer}
+
+
+def max_depth(family: str, input_shape: list[int]) -> int | None:
+    """The deepest `family` design that keeps a spatial size >= 1 for this input (None: no limit)."""
+    return FAMILY_MODULES[family].max_depth(list(input_shape))
+
+
+def fit_to_input(design: dict, schema: Schema) -> tuple[dict, str | None]:
+    """`design` with its depth lowered to what the input allows, and a note when it was."""
+    from pipeline.config import FAMILY_SPACES
+
+    family = design["family"]
+    depth_name = FAMILY_SPACES[family].depth
+    cap = max_depth(family, schema.input_shape)
+    depth = design["hyperparameters"][depth_name]
+    if cap is None or depth <= cap:
+        return design, None
+    if cap < 1:
+        raise DesignError(f"{family} cannot read a {schema.input_kind} input of shape {tuple(schema.input_shape)}")
+    fitted = {**design, "hyperparameters": {**design["hyperparameters"], depth_name: cap}}
+    return fitted, (f"{family}.{depth_name} {depth} would collapse a {tuple(schema.input_shape)} input "
+                    f"(S_out = floor((S_in - S_f + 2P)/stride) + 1 per pooling); using {cap}")
 
 
 def build_model(design: dict, schema: Schema, preprocessing: dict) -> keras.Model:
     """Build the (uncompiled) model for `design`; `preprocessing` holds training-split statistics."""
     family = design["family"]
-    if family not in FAMILIES:
-        raise DesignError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    if family not in FAMILY_MODULES:
+        raise DesignError(f"unknown family {family!r}; known: {', '.join(FAMILY_MODULES)}")
+    hp = design["hyperparameters"]
     inputs = keras.Input(shape=tuple(schema.input_shape), name="features")
     x = _input_scaling(inputs, schema, preprocessing)
-    x = FAMILIES[family](x, design["hyperparameters"])
+    if hp.get("augment") and schema.input_kind == "image":
+        x = _augmentation(x, design.get("augmentation", {}), schema)
+    x = FAMILY_MODULES[family].build_body(x, hp)
     outputs = _head(x, schema, preprocessing)
     return keras.Model(inputs, outputs, name=f"{family}_{schema.source}")
+
+
+def _augmentation(x, settings: dict, schema: Schema):
+    """Random image transforms; Keras runs them only in training, so they travel inside the model."""
+    seed = settings.get("seed")
+    fill = dict(fill_mode="constant", fill_value=0.0)
+    if settings.get("rotation"):
+        x = keras.layers.RandomRotation(settings["rotation"], seed=seed, name="augment_rotation", **fill)(x)
+    if settings.get("translation"):
+        t = settings["translation"]
+        x = keras.layers.RandomTranslation(t, t, seed=seed, name="augment_translation", **fill)(x)
+    if settings.get("zoom"):
+        x = keras.layers.RandomZoom(settings["zoom"], seed=seed, name="augment_zoom", **fill)(x)
+    if settings.get("flip", "none") != "none":
+        x = keras.layers.RandomFlip(settings["flip"], seed=seed, name="augment_flip")(x)
+    # Brightness/contrast assume pixels in [0, 1], which only rescaled images guarantee.
+    if schema.scaling["kind"] == "rescale":
+        if settings.get("brightness"):
+            x = keras.layers.RandomBrightness(settings["brightness"], value_range=(0.0, 1.0), seed=seed,
+                                              name="augment_brightness")(x)
+        if settings.get("contrast"):
+            x = keras.layers.RandomContrast(settings["contrast"], value_range=(0.0, 1.0), seed=seed,
+                                            name="augment_contrast")(x)
+    return x
 
 
 def _input_scaling(inputs, schema: Schema, preprocessing: dict):
@@ -80,6 +130,7 @@ def compile_model(model: keras.Model, task: str, hp: dict, steps_per_epoch: int,
         "exponential": lambda: keras.optimizers.schedules.ExponentialDecay(
             lr, decay_steps=total_steps, decay_rate=0.05
         ),
+        "plateau": lambda: lr,  # constant here; training adds ReduceLROnPlateau
     }[hp.get("lr_schedule", "constant")]()
     clipnorm = hp.get("clipnorm")
     optimizer = {
@@ -91,6 +142,11 @@ def compile_model(model: keras.Model, task: str, hp: dict, steps_per_epoch: int,
     native = _NATIVE_GOAL_METRICS.get((task, goal_metric))
     metrics = [native(name="goal")] if native else (["mae"] if task == "regression" else ["accuracy"])
     model.compile(optimizer=optimizer, loss=loss_for(task), metrics=metrics)
+
+
+def load_model(path) -> keras.Model:
+    """Load a saved model in Keras safe mode (no arbitrary code); our custom layers are registered."""
+    return keras.saving.load_model(path, safe_mode=True)
 
 
 def layer_table(model: keras.Model) -> list[dict]:

@@ -2,39 +2,24 @@
 
 import keras
 
-from pipeline.models.blocks import DesignError, dense_block, regularizer
+from pipeline.models.blocks import DesignError, conv_bn_act, dense_block, halvings, spatial_sides
 
 
-def pooled_size(size: int, pool: int = 2, stride: int = 2, padding: int = 0) -> int:
-    """S_out = floor((S_in - S_f + 2P) / stride) + 1."""
-    return (size - pool + 2 * padding) // stride + 1
-
-
-def max_blocks(spatial: list[int]) -> int:
-    """How many pooling blocks fit before the smallest spatial side would drop below 1."""
-    size, blocks = min(spatial), 0
-    while size >= 2:
-        size, blocks = pooled_size(size), blocks + 1
-    return blocks
+def max_depth(input_shape: list[int]) -> int | None:
+    """Blocks that fit: each halves the image, which must keep at least 1 pixel per side."""
+    return halvings(min(input_shape[:-1])) if len(input_shape) == 3 else 0
 
 
 def build_body(x, hp: dict):
-    spatial = list(x.shape[1:-1])
-    if len(hp["filters"]) > max_blocks(spatial):
-        raise DesignError(
-            f"cnn: {len(hp['filters'])} pooling blocks collapse a {spatial} input; at most {max_blocks(spatial)} fit"
-        )
+    if len(x.shape) != 4:
+        raise DesignError(f"cnn needs image input (height, width, channels); got shape {tuple(x.shape[1:])}")
+    fit = max_depth(spatial_sides(x) + [x.shape[-1]])
+    if hp["blocks"] > fit:
+        raise DesignError(f"cnn: {hp['blocks']} pooling blocks collapse a {spatial_sides(x)} input; at most {fit} fit")
     pool_layer = keras.layers.MaxPooling2D if hp["pooling"] == "max" else keras.layers.AveragePooling2D
-    for b, filters in enumerate(hp["filters"]):
+    for b in range(hp["blocks"]):
         for c in range(hp["convs_per_block"]):
-            x = keras.layers.Conv2D(
-                filters, hp["kernel_size"], padding="same", use_bias=not hp["batchnorm"],
-                kernel_initializer=hp["initializer"], kernel_regularizer=regularizer(hp),
-                name=f"block{b}_conv{c}",
-            )(x)
-            if hp["batchnorm"]:
-                x = keras.layers.BatchNormalization(name=f"block{b}_bn{c}")(x)
-            x = keras.layers.Activation(hp["activation"], name=f"block{b}_act{c}")(x)
+            x = conv_bn_act(x, hp["filters"] * 2**b, hp["kernel_size"], hp, name=f"block{b}_conv{c}")
         x = pool_layer(2, name=f"block{b}_pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     return dense_block(x, hp["dense_units"], hp, name="dense")

@@ -17,9 +17,10 @@ What each changes in the next round (see :func:`adjust`):
 
 | diagnosis     | change                                                                |
 |---------------|-----------------------------------------------------------------------|
-| overfitting   | dropout range moved up; larger L2 penalties; batch norm allowed        |
-| underfitting  | deeper/wider (more layers/blocks, wider units/filters); 2x epochs per  |
-|               | trial, 1.5x for full training; dropout range capped lower              |
+| overfitting   | dropout range moved up; larger L2 penalties; batch norm allowed;       |
+|               | augmentation forced on (image inputs)                                 |
+| underfitting  | deeper/wider (each family's depth max +1, width choices x2); 2x epochs |
+|               | per trial, 1.5x for full training; dropout range capped lower         |
 | divergence    | learning-rate range / 10; batch norm forced on; gradient clipping 1.0  |
 | stalled       | learning-rate range x 3; adaptive optimizers only; no saturating       |
 |               | activations (sigmoid, tanh)                                           |
@@ -30,7 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from pipeline.config import LOWER_IS_BETTER, DiagnosisConfig, GoalConfig, SearchSpace
+from pipeline.config import LOWER_IS_BETTER, DiagnosisConfig, GoalConfig
+from pipeline.designs import DesignSpace
 from pipeline.metrics import goal_met
 
 
@@ -47,7 +49,7 @@ class Diagnosis:
 class RoundPlan:
     """What one round searches and how long its runs train."""
 
-    space: SearchSpace
+    space: DesignSpace
     trial_epochs: int
     full_epochs: int
     clipnorm: float | None = None
@@ -109,65 +111,80 @@ def round_diagnoses(best_curves: dict | None, trial_statuses: list[str], goal: G
     return found
 
 
-def _widen_choices(values: list, factor: int = 2) -> list:
-    return sorted({*values, max(values) * factor})
+def _widen(choice, factor: int = 2):
+    values = list(choice.choices)
+    return choice.model_copy(update={"choices": sorted({*values, max(values) * factor})})
 
 
 def adjust(plan: RoundPlan, diagnoses: list[Diagnosis], best: dict) -> tuple[RoundPlan, list[str]]:
-    """The next round's plan, and one line per change made."""
+    """The next round's plan, and one line per change made. `best`: the best design's values."""
     space, changes = plan.space, []
     trial_epochs, full_epochs, clipnorm = plan.trial_epochs, plan.full_epochs, plan.clipnorm
-    update: dict = {}
+    common, training = space.common.model_copy(), space.training.model_copy()
     kinds = {d.kind for d in diagnoses}
 
     if "divergence" in kinds:
-        lr = space.learning_rate
-        update["learning_rate"] = lr.model_copy(update={"min": lr.min / 10, "max": lr.max / 10})
-        update["batchnorm"] = [True]
+        lr = training.learning_rate
+        training.learning_rate = lr.model_copy(update={"min": lr.min / 10, "max": lr.max / 10,
+                                                       "default": lr.default / 10})
+        common.batchnorm = common.batchnorm.model_copy(update={"choices": [True], "default": True})
         clipnorm = 1.0
         changes += [f"learning_rate range /10 -> [{lr.min / 10:.2g}, {lr.max / 10:.2g}]",
                     "batchnorm forced on", "gradient clipping (clipnorm 1.0)"]
     elif "stalled" in kinds:
-        lr = space.learning_rate
+        lr = training.learning_rate
         high = min(lr.max * 3, 0.1)
-        update["learning_rate"] = lr.model_copy(update={"min": min(lr.min * 3, high), "max": high})
-        changes.append(f"learning_rate range x3 -> [{min(lr.min * 3, high):.2g}, {high:.2g}]")
-        adaptive = [o for o in space.optimizer if o != "sgd"] or ["adam"]
-        if adaptive != space.optimizer:
-            update["optimizer"] = adaptive
+        low = min(lr.min * 3, high)
+        training.learning_rate = lr.model_copy(update={"min": low, "max": high, "default": _clip(lr.default * 3, low, high)})
+        changes.append(f"learning_rate range x3 -> [{low:.2g}, {high:.2g}]")
+        adaptive = [o for o in training.optimizer.choices if o != "sgd"] or ["adam"]
+        if adaptive != training.optimizer.choices:
+            training.optimizer = training.optimizer.model_copy(update={"choices": adaptive, "default": adaptive[0]})
             changes.append(f"optimizer -> {adaptive}")
-        active = [a for a in space.activation if a not in ("sigmoid", "tanh")]
-        if active and active != space.activation:
-            update["activation"] = active
+        active = [a for a in common.activation.choices if a not in ("sigmoid", "tanh")]
+        if active and active != common.activation.choices:
+            common.activation = common.activation.model_copy(update={"choices": active, "default": active[0]})
             changes.append(f"activation -> {active} (no saturating ones)")
 
+    augment = space.augment
     if "overfitting" in kinds:
-        dropout = space.dropout
+        dropout = common.dropout
         low = min(0.6, max(dropout.min, float(best.get("dropout", dropout.min)) + 0.1))
         high = min(0.8, max(dropout.max, low + 0.2))
-        update["dropout"] = dropout.model_copy(update={"min": low, "max": high})
-        l2 = sorted({*[v for v in space.l2 if v > 0], 1e-4, 1e-3})
-        update["l2"] = l2
+        common.dropout = dropout.model_copy(update={"min": low, "max": high, "default": low})
+        l2 = sorted({*[v for v in common.l2.choices if v > 0], 1e-4, 1e-3})
+        common.l2 = common.l2.model_copy(update={"choices": l2, "default": l2[0]})
         changes += [f"dropout range -> [{low:.2f}, {high:.2f}]", f"l2 -> {l2}"]
-        if "batchnorm" not in update and True not in space.batchnorm:
-            update["batchnorm"] = [*space.batchnorm, True]
+        if True not in common.batchnorm.choices:
+            common.batchnorm = common.batchnorm.model_copy(update={"choices": [*common.batchnorm.choices, True]})
             changes.append("batchnorm allowed")
-        changes.append("augmentation: none available for this input kind yet (issue: real user data)")
+        if augment is not None:
+            augment = augment.model_copy(update={"choices": [True], "default": True})
+            changes.append("augmentation on (random rotation/translation/zoom in training)")
+        else:
+            changes.append("augmentation: not available for this input kind")
 
+    per_family = dict(space.per_family)
     if "underfitting" in kinds:
-        update["mlp_layers"] = space.mlp_layers.model_copy(
-            update={"min": max(space.mlp_layers.min, int(best.get("mlp_layers", 1))), "max": space.mlp_layers.max + 1})
-        update["cnn_blocks"] = space.cnn_blocks.model_copy(update={"max": space.cnn_blocks.max + 1})
-        update["mlp_units"] = _widen_choices(space.mlp_units)
-        update["cnn_filters"] = _widen_choices(space.cnn_filters)
-        update["dense_units"] = _widen_choices(space.dense_units)
+        for family, family_space in per_family.items():
+            kind = type(family_space)
+            depth = getattr(family_space, kind.depth)
+            current = int(best.get(f"{family}_{kind.depth}", depth.min))
+            update = {kind.depth: depth.model_copy(update={"min": max(depth.min, min(current, depth.max + 1)),
+                                                           "max": depth.max + 1})}
+            update.update({name: _widen(getattr(family_space, name)) for name in kind.widths})
+            per_family[family] = family_space.model_copy(update=update)
         trial_epochs, full_epochs = trial_epochs * 2, int(full_epochs * 1.5)
-        changes += ["deeper: mlp_layers/cnn_blocks max +1", "wider: units/filters choices x2",
-                    f"epochs per trial -> {trial_epochs}, full training -> {full_epochs}"]
+        changes += ["deeper: each family's depth range max +1 (capped where the input would collapse)",
+                    "wider: width choices x2", f"epochs per trial -> {trial_epochs}, full training -> {full_epochs}"]
         if "overfitting" not in kinds:
-            dropout = update.get("dropout", space.dropout)
-            high = max(dropout.min, dropout.max / 2)
-            update["dropout"] = dropout.model_copy(update={"max": high})
+            high = max(common.dropout.min, common.dropout.max / 2)
+            common.dropout = common.dropout.model_copy(update={"max": high, "default": min(common.dropout.default, high)})
             changes.append(f"dropout max -> {high:.2f}")
 
-    return RoundPlan(space.model_copy(update=update), trial_epochs, full_epochs, clipnorm), changes
+    new_space = space.replace(common=common, training=training, augment=augment, per_family=per_family)
+    return RoundPlan(new_space, trial_epochs, full_epochs, clipnorm), changes
+
+
+def _clip(value, low, high):
+    return min(max(value, low), high)

@@ -1,114 +1,90 @@
-"""The design space: KerasTuner hyperparameters <-> design dicts.
+"""The design space as KerasTuner hyperparameters, and back to design dicts.
 
-A round searches a :class:`SearchSpace` (declared in conf/, reshaped by diagnosis between
-rounds) starting from `defaults`: the initial design in round 1, the best design so far later.
+A round searches a :class:`~pipeline.designs.DesignSpace` (declared in conf/, reshaped by the
+diagnosis between rounds) starting from `defaults`: the initial design's values in round 1,
+the best design's so far later. Family-specific hyperparameters live in a conditional scope
+of `family`, and depth ranges are capped so that no design collapses the input.
 """
 
 from __future__ import annotations
 
 import keras_tuner as kt
 
-from pipeline.config import FloatRange, IntRange, PipelineConfig, SearchSpace
+from pipeline.config import Choice, FloatRange, IntRange, PipelineConfig
 from pipeline.data import Schema
-from pipeline.models import build_model, compile_model
-from pipeline.models.cnn import max_blocks
-from pipeline.training import steps_per_epoch
-
-LIST_FIELDS = ("optimizer", "batch_size", "activation", "batchnorm", "initializer", "l2",
-               "mlp_units", "cnn_filters", "dense_units")
-
-
-def initial_defaults(cfg: PipelineConfig, design: dict) -> dict:
-    """The initial design written as search hyperparameter values."""
-    hp = design["hyperparameters"]
-    values = {
-        "family": design["family"], "learning_rate": hp["learning_rate"], "optimizer": hp["optimizer"],
-        "batch_size": hp["batch_size"], "activation": hp["activation"], "dropout": hp["dropout"],
-        "batchnorm": hp["batchnorm"], "initializer": hp["initializer"], "l2": hp["l2"],
-    }
-    if design["family"] == "mlp":
-        values.update(mlp_layers=len(hp["units"]), mlp_units=hp["units"][0])
-    else:
-        values.update(cnn_blocks=len(hp["filters"]), cnn_filters=hp["filters"][0], dense_units=hp["dense_units"])
-    return values
-
-
-def space_containing(space: SearchSpace, values: dict) -> SearchSpace:
-    """`space` widened just enough to hold `values` (the initial design is always searchable)."""
-    update: dict = {}
-    for name in LIST_FIELDS:
-        if name in values and values[name] not in getattr(space, name):
-            update[name] = [*getattr(space, name), values[name]]
-    for name in ("learning_rate", "dropout", "mlp_layers", "cnn_blocks"):
-        if name in values:
-            current = getattr(space, name)
-            low, high = min(current.min, values[name]), max(current.max, values[name])
-            update[name] = current.model_copy(update={"min": low, "max": high})
-    return space.model_copy(update=update)
+from pipeline.designs import DesignSpace, augmentation_settings, design_of, family_key
+from pipeline.models import build_model, compile_model, max_depth
+from pipeline.training import schedule_callbacks, steps_per_epoch
 
 
 def _clip(value, low, high):
     return min(max(value, low), high)
 
 
+def fitting_families(space: DesignSpace, input_shape: list[int]) -> list[str]:
+    """The space's families that can build at least their shallowest design for this input."""
+    fits = []
+    for family in space.families:
+        cap = max_depth(family, input_shape)
+        if cap is None or cap >= 1:
+            fits.append(family)
+    return fits
+
+
 class DesignHyperModel(kt.HyperModel):
     """Builds the design a trial's hyperparameters describe, with the shared model builder."""
 
-    def __init__(self, cfg: PipelineConfig, schema: Schema, preprocessing: dict, space: SearchSpace,
-                 defaults: dict, families: list[str], epochs: int, n_train: int, clipnorm: float | None = None):
+    def __init__(self, cfg: PipelineConfig, schema: Schema, preprocessing: dict, space: DesignSpace,
+                 defaults: dict, epochs: int, n_train: int, clipnorm: float | None = None):
         super().__init__(name="design")
         self.cfg, self.schema, self.preprocessing = cfg, schema, preprocessing
-        self.space, self.defaults, self.families = space, defaults, families
+        self.space, self.defaults = space, defaults
+        self.families = fitting_families(space, schema.input_shape)
         self.epochs, self.n_train, self.clipnorm = epochs, n_train, clipnorm
 
-    def _choice(self, hp, name: str):
-        values = list(getattr(self.space, name))
-        default = self.defaults.get(name)
-        return hp.Choice(name, values, default=default if default in values else values[0])
+    def _declare(self, hp, name: str, spec, cap: int | None = None):
+        default = self.defaults.get(name, spec.default)
+        if isinstance(spec, Choice):
+            values = list(spec.choices)
+            return hp.Choice(name, values, default=default if default in values else spec.default)
+        if isinstance(spec, IntRange):
+            high = spec.max if cap is None else max(1, min(spec.max, cap))
+            low = min(spec.min, high)
+            return hp.Int(name, low, high, default=_clip(default, low, high))
+        if isinstance(spec, FloatRange):
+            if spec.min == spec.max:
+                return hp.Fixed(name, spec.min)
+            return hp.Float(name, spec.min, spec.max, sampling="log" if spec.log else "linear",
+                            default=_clip(default, spec.min, spec.max))
+        raise TypeError(f"{name}: unsupported range {spec!r}")
 
-    def _int(self, hp, name: str, rng: IntRange, cap: int | None = None):
-        high = min(rng.max, cap) if cap else rng.max
-        low = min(rng.min, high)
-        return hp.Int(name, low, high, default=_clip(self.defaults.get(name, low), low, high))
-
-    def _float(self, hp, name: str, rng: FloatRange):
-        return hp.Float(name, rng.min, rng.max, sampling="log" if rng.log else "linear",
-                        default=_clip(self.defaults.get(name, rng.min), rng.min, rng.max))
+    def values_from(self, hp) -> dict:
+        """Declare (or read) every hyperparameter of the space; returns the trial's values."""
+        default_family = self.defaults.get("family")
+        family = hp.Choice("family", self.families,
+                           default=default_family if default_family in self.families else self.families[0])
+        values = {"family": family}
+        for candidate in self.families:
+            family_space = self.space.per_family[candidate]
+            depth_field = type(family_space).depth
+            cap = max_depth(candidate, self.schema.input_shape)
+            # Scopes only for families in the space: KerasTuner activates every scope it sees.
+            with hp.conditional_scope("family", [candidate]):
+                for name in type(family_space).model_fields:
+                    key = family_key(candidate, name)
+                    value = self._declare(hp, key, getattr(family_space, name), cap if name == depth_field else None)
+                    if candidate == family:
+                        values[key] = value
+        for group in (self.space.common, self.space.training):
+            for name in type(group).model_fields:
+                values[name] = self._declare(hp, name, getattr(group, name))
+        values["augment"] = bool(self._declare(hp, "augment", self.space.augment)) if self.space.augment else False
+        return values
 
     def design_from(self, hp) -> dict:
-        families = self.families
-        default_family = self.defaults.get("family")
-        family = hp.Choice("family", families, default=default_family if default_family in families else families[0])
-        hyper = getattr(self.cfg.model, family).model_dump()
-        # Scopes only for families in the space: KerasTuner activates every scope it sees.
-        if "mlp" in families:
-            with hp.conditional_scope("family", ["mlp"]):
-                if family == "mlp":
-                    layers = self._int(hp, "mlp_layers", self.space.mlp_layers)
-                    base = self._choice(hp, "mlp_units")
-                    hyper["units"] = [max(8, base // 2**i) for i in range(layers)]
-        if "cnn" in families:
-            with hp.conditional_scope("family", ["cnn"]):
-                if family == "cnn":
-                    fit = max_blocks(self.schema.input_shape[:-1])
-                    blocks = self._int(hp, "cnn_blocks", self.space.cnn_blocks, cap=fit)
-                    base = self._choice(hp, "cnn_filters")
-                    hyper["filters"] = [base * 2**i for i in range(blocks)]
-                    hyper["dense_units"] = self._choice(hp, "dense_units")
-        hyper["activation"] = self._choice(hp, "activation")
-        hyper["initializer"] = self._choice(hp, "initializer")
-        hyper["l2"] = float(self._choice(hp, "l2"))
-        hyper["dropout"] = self._float(hp, "dropout", self.space.dropout)
-        hyper["batchnorm"] = bool(self._choice(hp, "batchnorm"))
-        hyper.update(
-            learning_rate=self._float(hp, "learning_rate", self.space.learning_rate),
-            optimizer=self._choice(hp, "optimizer"),
-            batch_size=self._choice(hp, "batch_size"),
-            lr_schedule=self.cfg.train.lr_schedule,
-        )
-        if self.clipnorm:
-            hyper["clipnorm"] = self.clipnorm
-        return {"family": family, "hyperparameters": hyper, "preprocessing": self.preprocessing}
+        design = design_of(self.values_from(hp), augmentation_settings(self.cfg), self.clipnorm)
+        design["preprocessing"] = self.preprocessing
+        return design
 
     def build(self, hp):
         design = self.design_from(hp)
@@ -118,5 +94,7 @@ class DesignHyperModel(kt.HyperModel):
                       self.epochs, self.cfg.goal.metric)
         return model
 
-    def fit(self, hp, model, *args, **kwargs):
-        return model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        hyper = self.design_from(hp)["hyperparameters"]
+        callbacks = [*(callbacks or []), *schedule_callbacks(hyper, self.cfg.goal, self.cfg.train.early_stopping_patience)]
+        return model.fit(*args, batch_size=hyper["batch_size"], callbacks=callbacks, **kwargs)

@@ -90,10 +90,33 @@ class TrialRecord:
     trial_id: str
     status: str
     score: float | None
-    seconds: float
+    seconds: float | None  # None: finished by an earlier run of a resumed search
     hyperparameters: dict
     message: str = ""
     curves: dict = field(default_factory=dict)
+    resumed: bool = False
+
+
+def _record(trial, seconds: float | None, resumed: bool = False) -> TrialRecord:
+    message = (trial.message or "").strip().splitlines()[-1] if trial.message else ""
+    return TrialRecord(
+        trial_id=trial.trial_id, status=str(trial.status), score=trial.score,
+        message=message or ("finished by an earlier, interrupted run" if resumed else ""),
+        seconds=seconds, resumed=resumed, hyperparameters=dict(trial.hyperparameters.values),
+        curves={name: [float(sum(o.value) / len(o.value)) for o in trial.metrics.get_history(name)]
+                for name in trial.metrics.metrics},
+    )
+
+
+def _with_earlier_trials(oracle, records: list[TrialRecord]) -> list[TrialRecord]:
+    """This run's trials plus those a reloaded project had finished before, in start order."""
+    ran = {r.trial_id: r for r in records}
+    finished = ("COMPLETED", "FAILED", "INVALID")
+    earlier = {tid: _record(t, None, resumed=True) for tid, t in oracle.trials.items()
+               if tid not in ran and t.status in finished}
+    merged = {**earlier, **ran}
+    order = [tid for tid in oracle.start_order if tid in merged]
+    return [merged[tid] for tid in order] + [r for tid, r in merged.items() if tid not in order]
 
 
 @dataclass
@@ -105,13 +128,12 @@ class RoundResult:
 
 def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train: tuple, validation: tuple,
               directory: Path, max_trials: int, deadline: float, seed: int, top_k: int = 1,
-              on_trial_end=None) -> RoundResult:
+              on_trial_end=None, margin: float = 0.0) -> RoundResult:
     """Search with KerasTuner; `on_trial_end(TrialRecord)` is called after every trial."""
     search = cfg.search
     oracle_base, tuner_base = TUNERS[search.tuner]
     objective = kt.Objective(GOAL_LOG_KEY, direction=cfg.goal.direction)
-    budget = Budget(cfg.goal.metric, cfg.goal.threshold, max_trials, deadline, search.stop_on_goal,
-                    search.goal_margin)
+    budget = Budget(cfg.goal.metric, cfg.goal.threshold, max_trials, deadline, search.stop_on_goal, margin)
     oracle_kwargs = dict(objective=objective, seed=seed, max_retries_per_trial=0,
                          max_consecutive_failed_trials=max_trials + 1)
     if search.tuner == "hyperband":
@@ -142,22 +164,18 @@ def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train: tuple, v
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
-            record = TrialRecord(
-                trial_id=trial.trial_id, status=str(trial.status), score=trial.score,
-                message=(trial.message or "").strip().splitlines()[-1] if trial.message else "",
-                seconds=round(time.monotonic() - started.get(trial.trial_id, time.monotonic()), 2),
-                hyperparameters=dict(trial.hyperparameters.values),
-                curves={name: [float(sum(o.value) / len(o.value)) for o in trial.metrics.get_history(name)]
-                        for name in trial.metrics.metrics},
-            )
+            record = _record(trial, round(time.monotonic() - started.get(trial.trial_id, time.monotonic()), 2))
             records.append(record)
             if on_trial_end:
                 on_trial_end(record)
 
+    # overwrite=False: an existing project (same search, interrupted) is reloaded; its finished
+    # trials count and are not rerun, and the trial that was running is run again.
     tuner = _Tuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="search",
-                   overwrite=True)
+                   overwrite=False)
     callbacks = training_callbacks(cfg.goal, validation, cfg.train.early_stopping_patience, deadline, train=train)
     tuner.search(*train, validation_data=validation, epochs=hypermodel.epochs, callbacks=callbacks, verbose=0)
+    records = _with_earlier_trials(oracle, records)
     best = [t for t in oracle.get_best_trials(top_k) if t.status == "COMPLETED" and t.score is not None]
     # KerasTuner's own max_trials check may end the loop before our budget is asked.
     reason = budget.reason or budget.stop_reason(oracle) or "search space exhausted"

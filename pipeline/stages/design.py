@@ -5,6 +5,7 @@ import keras
 from pipeline.config import PipelineConfig
 from pipeline.designs import initial_design, preprocessing_stats
 from pipeline.models import build_model, layer_table
+from pipeline.models.builder import fit_to_input
 from pipeline.paths import Paths, load_splits, write_json
 from pipeline.tracking import StageRun
 
@@ -19,7 +20,10 @@ def format_layer_table(rows: list[dict]) -> str:
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     splits, schema = load_splits(paths)
-    design = initial_design(cfg)
+    design, note = fit_to_input(initial_design(cfg), schema)
+    if note:
+        print(f"design: {note}")
+        design["note"] = note
     design["preprocessing"] = preprocessing_stats(*splits["train"], schema)
     keras.utils.set_random_seed(cfg.train.seed)
     model = build_model(design, schema, design["preprocessing"])

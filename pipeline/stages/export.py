@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import PipelineConfig
+from pipeline.models import load_model
 from pipeline.paths import Paths, load_splits, read_json, write_json
 from pipeline.predict import pixel_columns, predict_file
 from pipeline.tracking import StageRun
@@ -18,7 +19,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    model = keras.saving.load_model(paths.redesign / "model.keras")
+    model = load_model(paths.redesign / "model.keras")
     model.save(out / "model.keras")
     schema.to_json(out / "schema.json")
 

@@ -3,24 +3,27 @@
 The loop (pipeline/search/rounds.py) searches on a subset, confirms the best designs on all the
 training data, diagnoses their learning curves and reshapes the space, until the goal is met on
 validation or a budget ends. The winner replaces the trained model only if it is better on
-validation; with `search.ensemble`, the average of the top models is kept if it beats both.
+validation; with `search.ensemble`, the average of the best designs competes like any design.
 Writes the chosen model, a summary, every trial (trials.csv) and the redesign history
 (history.json for machines, history.md for people).
 """
 
+import hashlib
+import json
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline import metrics
 from pipeline.config import PipelineConfig
 from pipeline.paths import Paths, load_splits, read_json, write_json
-from pipeline.search import ensemble_of, run_rounds
+from pipeline.designs import values_of
+from pipeline.models import load_model
+from pipeline.search import Candidate, run_rounds
+from pipeline.search.rounds import score_candidate
 from pipeline.tracking import StageRun
-
-
-def _better(a: float, b: float, direction: str) -> bool:
-    return a < b if direction == "min" else a > b
 
 
 def _keep_trained(paths: Paths, initial: dict) -> None:
@@ -36,12 +39,17 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    paths.search_state.mkdir(parents=True, exist_ok=True)  # declared (persisted) even when no search runs
     summary = {"metric": cfg.goal.metric, "threshold": cfg.goal.threshold,
                "trained_validation": trained["validation"], "searched": False}
 
-    if metrics.goal_met(trained["validation"], cfg.goal.threshold, cfg.goal.metric, cfg.search.goal_margin):
+    n_validation = int(np.load(paths.split / "indices.npz")["validation"].size)
+    margin = metrics.stop_margin(cfg.search.goal_margin, cfg.goal.metric, cfg.goal.threshold, n_validation)
+    summary["stop_margin"] = margin
+    if metrics.goal_met(trained["validation"], cfg.goal.threshold, cfg.goal.metric, margin):
         _keep_trained(paths, initial)
-        summary.update(chosen="trained", reason="the trained initial design meets the goal on validation",
+        summary.update(chosen="trained", reason="the trained initial design meets the goal on validation"
+                       + (f" by the margin {margin:.4f}" if margin else ""),
                        validation=trained["validation"], trials=0)
     else:
         summary.update(_search_and_choose(cfg, paths, tracker, initial, trained))
@@ -63,8 +71,14 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
 def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, initial: dict, trained: dict) -> dict:
     splits, schema = load_splits(paths)
     goal = cfg.goal
-    outcome = run_rounds(cfg, schema, splits, initial, paths.redesign / "tuner",
-                         on_trial=_trial_logger(tracker), on_candidate=_candidate_logger(tracker))
+    history = pd.read_csv(paths.train / "history.csv")
+    trained_model = load_model(paths.train / "model.keras")
+    _, trained_loss = score_candidate(trained_model, goal.task, goal.metric, splits["validation"])
+    trained_run = Candidate(0, initial, values_of(initial), trained["validation"],
+                            {c: history[c].tolist() for c in history.columns if c != "epoch"}, trained_model,
+                            trained_loss)
+    outcome = run_rounds(cfg, schema, splits, initial, search_state(cfg, paths), on_trial=_trial_logger(tracker),
+                         on_candidate=_candidate_logger(tracker), prior=(trained_run,))
     pd.DataFrame(outcome.trials).to_csv(paths.redesign / "trials.csv", index=False)
     write_json(paths.redesign / "history.json", outcome.history)
     (paths.redesign / "history.md").write_text(history_markdown(outcome.history, goal.metric, outcome.stop_reason))
@@ -78,31 +92,42 @@ def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, ini
           f"{len(outcome.trials)} trials, {outcome.seconds} s")
 
     best = outcome.best(goal.direction)
-    if best is None or not _better(best.validation, trained["validation"], goal.direction):
+    if best is trained_run:
         _keep_trained(paths, initial)
-        why = "no search trial completed" if best is None else "no searched design beat the trained one"
-        return {**facts, "chosen": "trained", "reason": f"{why} ({outcome.stop_reason})",
-                "validation": trained["validation"]}
+        return {**facts, "chosen": "trained", "validation": trained["validation"],
+                "reason": f"no searched design or ensemble beat the trained one ({outcome.stop_reason})"}
 
-    chosen, value, design = best.model, best.validation, best.design
-    facts["best_single_validation"] = value
-    if cfg.search.ensemble and len(outcome.candidates) >= 2:
-        ranked = sorted(outcome.candidates, key=lambda c: c.validation, reverse=goal.direction == "max")
-        members = ranked[: max(2, cfg.search.top_k)]
-        ensemble = ensemble_of([m.model for m in members], schema)
-        ensemble_value = metrics.compute(goal.task, goal.metric, splits["validation"][1],
-                                         ensemble.predict(splits["validation"][0], batch_size=1024, verbose=0))
-        facts["ensemble_validation"] = ensemble_value
-        print(f"redesign: ensemble of {len(members)}: validation {goal.metric} {ensemble_value:.4f} "
-              f"(best single {value:.4f})")
-        if _better(ensemble_value, value, goal.direction):
-            chosen, value = ensemble, ensemble_value
-            design = {"family": "ensemble", "members": [m.design for m in members]}
-    chosen.save(paths.redesign / "model.keras")
-    write_json(paths.redesign / "design.json", design)
-    return {**facts, "chosen": "ensemble" if design["family"] == "ensemble" else "search",
-            "reason": f"search found a better design ({outcome.stop_reason})", "validation": value,
-            "design": design["family"]}
+    best.model.save(paths.redesign / "model.keras")
+    write_json(paths.redesign / "design.json", best.design)
+    ensembles = [c.validation for c in outcome.candidates if c.design["family"] == "ensemble"]
+    if ensembles:
+        facts["ensemble_validation"] = max(ensembles) if goal.direction == "max" else min(ensembles)
+    chosen = "ensemble" if best.design["family"] == "ensemble" else "search"
+    facts["validation_loss"] = {"trained": trained_loss, "chosen": best.loss}
+    return {**facts, "chosen": chosen, "reason": f"search found a better design ({outcome.stop_reason}); "
+            "equal goal metrics are decided by the lower validation loss",
+            "validation": best.validation, "design": best.design["family"]}
+
+
+def search_state(cfg: PipelineConfig, paths: Paths) -> Path:
+    """The search's persistent folder: kept when it holds this very search (resume), else emptied.
+
+    The fingerprint covers every setting that shapes the trials and the data they see; the time
+    budget is left out, so a search that ran out of time can go on with a larger one.
+    """
+    settings = cfg.model_dump(mode="json", exclude={"tracking": True, "train": {"verbose"},
+                                                    "search": {"time_budget_s", "resume"}})
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for name in (paths.split / "indices.npz", paths.prepared / "data.npz", paths.design / "design.json"):
+        digest.update(Path(name).read_bytes())
+    fingerprint = {"fingerprint": digest.hexdigest()}
+    state, marker = paths.search_state, paths.search_state / "fingerprint.json"
+    if state.exists() and not (cfg.search.resume and marker.is_file() and read_json(marker) == fingerprint):
+        shutil.rmtree(state)
+    elif (state / "round_1").exists():
+        print(f"redesign: resuming the search saved in {state}")
+    write_json(marker, fingerprint)
+    return state
 
 
 def _trial_logger(tracker: StageRun):
@@ -139,6 +164,8 @@ def history_markdown(history: list[dict], metric: str, stop_reason: str) -> str:
             f"- trained on all the training data: {len(entry['full_runs'])} design(s); best validation "
             f"{metric}: {'-' if best is None else f'{best:.4f}'}",
         ]
+        if entry.get("ensemble_validation") is not None:
+            lines.append(f"- ensemble of the best designs so far: validation {metric} {entry['ensemble_validation']:.4f}")
         for d in entry["diagnoses"]:
             lines.append(f"- diagnosis: **{d['kind']}**: {d['evidence']}")
         if not entry["diagnoses"]:

@@ -2,13 +2,13 @@
 
 import sys
 
-import keras
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from pipeline import metrics
 from pipeline.config import PipelineConfig
+from pipeline.models import load_model
 from pipeline.paths import Paths, load_splits, write_json
 from pipeline.plots import confusion_png, residuals_png
 from pipeline.tracking import StageRun
@@ -21,7 +21,7 @@ class GoalMissed(SystemExit):
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     splits, schema = load_splits(paths)
     x_test, y_test = splits["test"]
-    model = keras.saving.load_model(paths.redesign / "model.keras")
+    model = load_model(paths.redesign / "model.keras")
     raw = model.predict(x_test, batch_size=1024, verbose=0)
     goal = cfg.goal
     value = metrics.compute(goal.task, goal.metric, y_test, raw)

@@ -1,0 +1,41 @@
+"""`inception`: modules of parallel 1x1, 1x1->3x3, 1x1->5x5 and pool->1x1 branches, concatenated.
+
+The 1x1 convolutions before the 3x3/5x5 branches reduce the channels to half the branch width;
+2x2 pooling between modules halves the image; a global average pooling closes the body.
+"""
+
+import keras
+
+from pipeline.models.blocks import DesignError, conv_bn_act, halvings, spatial_sides
+
+
+def max_depth(input_shape: list[int]) -> int | None:
+    """Modules that fit: one pooling between each pair of modules."""
+    return 1 + halvings(min(input_shape[:-1])) if len(input_shape) == 3 else 0
+
+
+def inception_module(x, filters: int, hp: dict, name: str):
+    reduce = max(4, filters // 2)
+    b1 = conv_bn_act(x, filters, 1, hp, name=f"{name}_1x1")
+    b3 = conv_bn_act(conv_bn_act(x, reduce, 1, hp, name=f"{name}_3x3_reduce"), filters, 3, hp, name=f"{name}_3x3")
+    b5 = conv_bn_act(conv_bn_act(x, reduce, 1, hp, name=f"{name}_5x5_reduce"), filters, 5, hp, name=f"{name}_5x5")
+    bp = keras.layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
+    bp = conv_bn_act(bp, filters, 1, hp, name=f"{name}_pool_proj")
+    return keras.layers.Concatenate(name=f"{name}_concat")([b1, b3, b5, bp])
+
+
+def build_body(x, hp: dict):
+    if len(x.shape) != 4:
+        raise DesignError(f"inception needs image input (height, width, channels); got shape {tuple(x.shape[1:])}")
+    fit = max_depth(spatial_sides(x) + [x.shape[-1]])
+    if hp["blocks"] > fit:
+        raise DesignError(f"inception: {hp['blocks']} modules collapse a {spatial_sides(x)} input; at most {fit} fit")
+    pool_layer = keras.layers.MaxPooling2D if hp["pooling"] == "max" else keras.layers.AveragePooling2D
+    for b in range(hp["blocks"]):
+        if b > 0:
+            x = pool_layer(2, name=f"module{b}_downsample")(x)
+        x = inception_module(x, hp["filters"] * 2**b, hp, name=f"module{b}")
+    x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
+    if hp["dropout"] > 0:
+        x = keras.layers.Dropout(hp["dropout"], name="dropout")(x)
+    return x
