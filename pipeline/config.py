@@ -339,6 +339,9 @@ class TrainingSpace(_Strict):
 class TrainConfig(TrainingSpace):
     epochs: int = Field(40, ge=1)
     early_stopping_patience: int = Field(8, ge=1)
+    # loss: validation loss (keeps improving after a small validation split's accuracy saturates);
+    # goal: the goal metric on validation. The best epoch's weights are restored either way.
+    early_stopping_monitor: Literal["loss", "goal"] = "loss"
     seed: int = 42
     verbose: int = Field(2, ge=0, le=2)
 

@@ -56,12 +56,19 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def monitored(goal: GoalConfig, monitor: str) -> tuple[str, str]:
+    """(log key, mode) that early stopping and the plateau schedule watch."""
+    return ("val_loss", "min") if monitor == "loss" else (GOAL_LOG_KEY, goal.direction)
+
+
 def training_callbacks(goal: GoalConfig, validation: tuple, patience: int, deadline: float | None = None,
-                       train: tuple | None = None, exact_train_metric: bool = False) -> list:
+                       train: tuple | None = None, exact_train_metric: bool = False, monitor: str = "loss") -> list:
     """Goal metric first when Keras lacks it (others read it), then NaN guard, early stopping, deadline.
 
     Keras's own train metric is a running mean over the epoch with dropout active, which reads
     low; `exact_train_metric` re-measures it on a train sample in inference mode, for diagnosis.
+    `monitor="loss"` stops on validation loss: on a small validation split the goal metric
+    saturates (every design 1 error short) long before the model stops improving.
     """
     from pipeline.models.builder import has_native_goal_metric
 
@@ -75,7 +82,8 @@ def training_callbacks(goal: GoalConfig, validation: tuple, patience: int, deadl
     callbacks += [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(
-            monitor=GOAL_LOG_KEY, mode=goal.direction, patience=patience, restore_best_weights=True
+            monitor=monitored(goal, monitor)[0], mode=monitored(goal, monitor)[1], patience=patience,
+            restore_best_weights=True,
         ),
     ]
     if deadline is not None:
@@ -83,11 +91,12 @@ def training_callbacks(goal: GoalConfig, validation: tuple, patience: int, deadl
     return callbacks
 
 
-def schedule_callbacks(hp: dict, goal: GoalConfig, patience: int) -> list:
-    """The `plateau` schedule: divide the learning rate by 5 when the goal metric stops improving."""
+def schedule_callbacks(hp: dict, goal: GoalConfig, patience: int, monitor: str = "loss") -> list:
+    """The `plateau` schedule: divide the learning rate by 5 when the monitored value stops improving."""
     if hp.get("lr_schedule") != "plateau":
         return []
-    return [keras.callbacks.ReduceLROnPlateau(monitor=GOAL_LOG_KEY, mode=goal.direction, factor=0.2,
+    key, mode = monitored(goal, monitor)
+    return [keras.callbacks.ReduceLROnPlateau(monitor=key, mode=mode, factor=0.2,
                                               patience=max(1, patience // 2), min_lr=1e-6)]
 
 
@@ -96,7 +105,7 @@ def steps_per_epoch(n_rows: int, batch_size: int) -> int:
 
 
 def fit_design(design: dict, schema, splits: dict, goal: GoalConfig, epochs: int, patience: int,
-               seed: int, verbose: int = 2, deadline: float | None = None):
+               seed: int, verbose: int = 2, deadline: float | None = None, monitor: str = "loss"):
     """Build, compile and fit `design` on the train split; returns (model, history dict)."""
     from pipeline.models import build_model, compile_model
 
@@ -108,7 +117,8 @@ def fit_design(design: dict, schema, splits: dict, goal: GoalConfig, epochs: int
     history = model.fit(
         x_train, y_train, validation_data=splits["validation"], epochs=epochs, batch_size=hp["batch_size"],
         callbacks=training_callbacks(goal, splits["validation"], patience, deadline, train=splits["train"],
-                                     exact_train_metric=True) + schedule_callbacks(hp, goal, patience),
+                                     exact_train_metric=True, monitor=monitor)
+        + schedule_callbacks(hp, goal, patience, monitor),
         verbose=verbose,
     )
     return model, history.history

@@ -83,7 +83,8 @@ def test_a_diverging_trial_is_failed_and_the_search_goes_on(wine, tmp_path):
 
 def test_same_seed_gives_the_same_trials_and_another_seed_does_not(wine, tmp_path):
     def sequence(seed, where):
-        result = tune(wine, where, "search.tuner=random", "goal.threshold=1.0", f"search.seed={seed}",
+        result = tune(wine, where, "search.tuner=random", "goal.threshold=1.0", "search.stop_on_goal=false",
+                      f"search.seed={seed}",
                       "search.max_epochs=1", max_trials=4)
         return [t.hyperparameters for t in result.trials]
 
@@ -108,7 +109,7 @@ class Interrupt(Exception):
 
 
 def test_an_interrupted_search_resumes_without_losing_or_rerunning_a_trial(wine, tmp_path):
-    args = ("search.tuner=random", "goal.threshold=1.0", "search.max_epochs=1")
+    args = ("search.tuner=random", "goal.threshold=1.0", "search.stop_on_goal=false", "search.max_epochs=1")
     seen = []
 
     def stop_after_two(record):

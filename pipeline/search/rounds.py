@@ -77,7 +77,7 @@ def train_candidate(cfg: PipelineConfig, schema: Schema, splits: dict, design: d
     """Train one searched design on the whole training split and score it on validation."""
     goal = cfg.goal
     model, curves = fit_design(design, schema, splits, goal, epochs=epochs, patience=cfg.train.early_stopping_patience,
-                               seed=cfg.train.seed, verbose=0, deadline=deadline)
+                               seed=cfg.train.seed, verbose=0, deadline=deadline, monitor=cfg.train.early_stopping_monitor)
     value, loss = score_candidate(model, goal.task, goal.metric, splits["validation"])
     values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
     return Candidate(round_no, design, values, value, curves, model, loss)

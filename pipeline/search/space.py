@@ -96,5 +96,7 @@ class DesignHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         hyper = self.design_from(hp)["hyperparameters"]
-        callbacks = [*(callbacks or []), *schedule_callbacks(hyper, self.cfg.goal, self.cfg.train.early_stopping_patience)]
+        train = self.cfg.train
+        callbacks = [*(callbacks or []),
+                     *schedule_callbacks(hyper, self.cfg.goal, train.early_stopping_patience, train.early_stopping_monitor)]
         return model.fit(*args, batch_size=hyper["batch_size"], callbacks=callbacks, **kwargs)

@@ -173,7 +173,8 @@ def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train: tuple, v
     # trials count and are not rerun, and the trial that was running is run again.
     tuner = _Tuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="search",
                    overwrite=False)
-    callbacks = training_callbacks(cfg.goal, validation, cfg.train.early_stopping_patience, deadline, train=train)
+    callbacks = training_callbacks(cfg.goal, validation, cfg.train.early_stopping_patience, deadline, train=train,
+                                   monitor=cfg.train.early_stopping_monitor)
     tuner.search(*train, validation_data=validation, epochs=hypermodel.epochs, callbacks=callbacks, verbose=0)
     records = _with_earlier_trials(oracle, records)
     best = [t for t in oracle.get_best_trials(top_k) if t.status == "COMPLETED" and t.score is not None]

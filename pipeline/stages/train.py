@@ -19,6 +19,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     model, history = fit_design(
         design, schema, splits, cfg.goal, epochs=cfg.train.epochs,
         patience=cfg.train.early_stopping_patience, seed=cfg.train.seed, verbose=cfg.train.verbose,
+        monitor=cfg.train.early_stopping_monitor,
     )
     paths.train.mkdir(parents=True, exist_ok=True)
     model.save(paths.train / "model.keras")
