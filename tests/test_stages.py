@@ -143,3 +143,44 @@ def test_fail_on_miss_exits_nonzero_with_message(breast_cancer_run, tmp_path):
     with pytest.raises(GoalMissed, match=r"goal missed: test accuracy 0\.\d+ is not >= 1.0 \(goal.fail_on_miss is true\)"):
         run_stages(cfg, paths, ["validate"])
     assert read_json(paths.metrics / "test.json")["goal_met"] is False
+
+
+@pytest.mark.slow
+def test_kill_9_during_the_search_then_rerun_resumes_it(tmp_path):
+    """The real thing: SIGKILL the redesign process mid-search, run it again, nothing finished is lost."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pipeline.config import compose_params, write_params
+    from tests.conftest import REPO
+
+    overrides = ["data=diabetes", "goal.threshold=0.99", *TINY, "search.max_trials=6", "search.trials_per_round=6",
+                 "search.tuner=random", "search.max_epochs=3", "search.ensemble=false"]
+    cfg = make_config(*overrides)
+    paths = Paths(tmp_path)
+    run_stages(cfg, paths, ALL_STAGES[:5])
+    write_params(compose_params(overrides, REPO / "conf"), paths.params)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "pipeline", "redesign"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finished = []
+    deadline = time.monotonic() + 300
+    while len(finished) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        finished = [p for p in paths.search_state.glob("round_1/search/trial_*/trial.json")
+                    if json.loads(p.read_text())["status"] == "COMPLETED"]
+    assert process.poll() is None, "the search ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = {p.parent.name for p in finished}
+
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming the search saved in" in result.stdout
+    trials = pd.read_csv(paths.redesign / "trials.csv")
+    assert len(trials) == 6 and trials["trial"].is_unique
+    resumed = {f"trial_{t}" for t in trials.loc[trials["resumed"], "trial"].astype(str)}
+    assert done_before <= resumed
