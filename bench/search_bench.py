@@ -33,8 +33,7 @@ from pipeline import metrics  # noqa: E402
 from pipeline.config import compose_params, validate_config  # noqa: E402
 from pipeline.data import load_dataset  # noqa: E402
 from pipeline.designs import DesignSpace, initial_design, preprocessing_stats, values_of  # noqa: E402
-from pipeline.search import Candidate, run_rounds  # noqa: E402
-from pipeline.search.rounds import score_candidate  # noqa: E402
+from pipeline.search import Candidate, run_rounds, score_candidate  # noqa: E402
 from pipeline.search import tuner as tuner_module  # noqa: E402
 from pipeline.search.space import DesignHyperModel  # noqa: E402
 from pipeline.stages.split import split_indices  # noqa: E402

@@ -128,6 +128,11 @@ class SplitConfig(_Strict):
     seed: int = 42
 
 
+def clip(value, low, high):
+    """`value` moved into [low, high]."""
+    return min(max(value, low), high)
+
+
 class IntRange(_Strict):
     """An integer the search may vary in [min, max]; `default` is the initial design's value.
 
@@ -148,8 +153,7 @@ class IntRange(_Strict):
     def _ordered(self) -> IntRange:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
-        default = self.min if self.default is None else self.default
-        object.__setattr__(self, "default", min(max(default, self.min), self.max))
+        object.__setattr__(self, "default", clip(self.min if self.default is None else self.default, self.min, self.max))
         return self
 
 
@@ -174,8 +178,7 @@ class FloatRange(_Strict):
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
         if self.log and self.min <= 0:
             raise ValueError("a log-scale range needs min > 0")
-        default = self.min if self.default is None else self.default
-        object.__setattr__(self, "default", min(max(default, self.min), self.max))
+        object.__setattr__(self, "default", clip(self.min if self.default is None else self.default, self.min, self.max))
         return self
 
 

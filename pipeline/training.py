@@ -79,12 +79,10 @@ def training_callbacks(goal: GoalConfig, validation: tuple, patience: int, deadl
         callbacks = [GoalMetric(goal, *validation, *train, validation=False)]
     else:
         callbacks = []
+    key, mode = monitored(goal, monitor)
     callbacks += [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping(
-            monitor=monitored(goal, monitor)[0], mode=monitored(goal, monitor)[1], patience=patience,
-            restore_best_weights=True,
-        ),
+        keras.callbacks.EarlyStopping(monitor=key, mode=mode, patience=patience, restore_best_weights=True),
     ]
     if deadline is not None:
         callbacks.append(Deadline(deadline))

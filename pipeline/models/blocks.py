@@ -22,6 +22,19 @@ def spatial_sides(x) -> list[int]:
     return [int(s) for s in x.shape[1:-1]]
 
 
+def image_depth_limit(input_shape: list[int], unpooled: int = 0) -> int:
+    """Stages an image takes when all but the first `unpooled` halve it (0 for non-image input)."""
+    return unpooled + halvings(min(input_shape[:-1])) if len(input_shape) == 3 else 0
+
+
+def check_image_depth(x, family: str, depth: int, unit: str, limit: int) -> None:
+    """Refuse non-image input, and a depth whose poolings would shrink a side below 1 pixel."""
+    if len(x.shape) != 4:
+        raise DesignError(f"{family} needs image input (height, width, channels); got shape {tuple(x.shape[1:])}")
+    if depth > limit:
+        raise DesignError(f"{family}: {depth} {unit} collapse a {spatial_sides(x)} input; at most {limit} fit")
+
+
 def regularizer(hp: dict):
     l1, l2 = float(hp.get("l1", 0.0)), float(hp.get("l2", 0.0))
     return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None

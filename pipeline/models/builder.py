@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from pipeline.config import FAMILY_SPACES
 from pipeline.data import Schema
 from pipeline.models import cnn, inception, mlp, resnet, rnn, transformer
 from pipeline.models.blocks import DesignError
@@ -19,8 +20,6 @@ def max_depth(family: str, input_shape: list[int]) -> int | None:
 
 def fit_to_input(design: dict, schema: Schema) -> tuple[dict, str | None]:
     """`design` with its depth lowered to what the input allows, and a note when it was."""
-    from pipeline.config import FAMILY_SPACES
-
     family = design["family"]
     depth_name = FAMILY_SPACES[family].depth
     cap = max_depth(family, schema.input_shape)

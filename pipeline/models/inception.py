@@ -6,12 +6,12 @@ The 1x1 convolutions before the 3x3/5x5 branches reduce the channels to half the
 
 import keras
 
-from pipeline.models.blocks import DesignError, conv_bn_act, halvings, spatial_sides
+from pipeline.models.blocks import check_image_depth, conv_bn_act, image_depth_limit
 
 
 def max_depth(input_shape: list[int]) -> int | None:
     """Modules that fit: one pooling between each pair of modules."""
-    return 1 + halvings(min(input_shape[:-1])) if len(input_shape) == 3 else 0
+    return image_depth_limit(input_shape, unpooled=1)
 
 
 def inception_module(x, filters: int, hp: dict, name: str):
@@ -25,11 +25,7 @@ def inception_module(x, filters: int, hp: dict, name: str):
 
 
 def build_body(x, hp: dict):
-    if len(x.shape) != 4:
-        raise DesignError(f"inception needs image input (height, width, channels); got shape {tuple(x.shape[1:])}")
-    fit = max_depth(spatial_sides(x) + [x.shape[-1]])
-    if hp["blocks"] > fit:
-        raise DesignError(f"inception: {hp['blocks']} modules collapse a {spatial_sides(x)} input; at most {fit} fit")
+    check_image_depth(x, "inception", hp["blocks"], "modules", max_depth(list(x.shape[1:])))
     pool_layer = keras.layers.MaxPooling2D if hp["pooling"] == "max" else keras.layers.AveragePooling2D
     for b in range(hp["blocks"]):
         if b > 0:

@@ -6,12 +6,12 @@ filters (a 1x1 stride-2 projection on the skip path); a global pooling closes th
 
 import keras
 
-from pipeline.models.blocks import DesignError, conv_bn_act, halvings, regularizer, spatial_sides
+from pipeline.models.blocks import check_image_depth, conv_bn_act, image_depth_limit, regularizer
 
 
 def max_depth(input_shape: list[int]) -> int | None:
     """Stages that fit: the first keeps the size, each next halves it (stride-2 3x3, padding 1)."""
-    return 1 + halvings(min(input_shape[:-1])) if len(input_shape) == 3 else 0
+    return image_depth_limit(input_shape, unpooled=1)
 
 
 def residual_block(x, filters: int, hp: dict, strides: int, name: str):
@@ -27,11 +27,7 @@ def residual_block(x, filters: int, hp: dict, strides: int, name: str):
 
 
 def build_body(x, hp: dict):
-    if len(x.shape) != 4:
-        raise DesignError(f"resnet needs image input (height, width, channels); got shape {tuple(x.shape[1:])}")
-    fit = max_depth(spatial_sides(x) + [x.shape[-1]])
-    if hp["stages"] > fit:
-        raise DesignError(f"resnet: {hp['stages']} stages collapse a {spatial_sides(x)} input; at most {fit} fit")
+    check_image_depth(x, "resnet", hp["stages"], "stages", max_depth(list(x.shape[1:])))
     x = conv_bn_act(x, hp["filters"], hp["kernel_size"], hp, name="stem")
     for stage in range(hp["stages"]):
         for block in range(hp["blocks_per_stage"]):

@@ -6,6 +6,6 @@
 - rounds.py: the loop (subset search, full-data confirmation, diagnosis), and ensembles
 """
 
-from pipeline.search.rounds import Candidate, SearchOutcome, ensemble_of, run_rounds
+from pipeline.search.rounds import Candidate, SearchOutcome, ensemble_of, run_rounds, score_candidate
 
-__all__ = ["Candidate", "SearchOutcome", "ensemble_of", "run_rounds"]
+__all__ = ["Candidate", "SearchOutcome", "ensemble_of", "run_rounds", "score_candidate"]

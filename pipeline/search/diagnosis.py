@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from pipeline.config import LOWER_IS_BETTER, DiagnosisConfig, GoalConfig
+from pipeline.config import LOWER_IS_BETTER, DiagnosisConfig, GoalConfig, clip
 from pipeline.designs import DesignSpace
 from pipeline.metrics import goal_met
 
@@ -135,7 +135,7 @@ def adjust(plan: RoundPlan, diagnoses: list[Diagnosis], best: dict) -> tuple[Rou
         lr = training.learning_rate
         high = min(lr.max * 3, 0.1)
         low = min(lr.min * 3, high)
-        training.learning_rate = lr.model_copy(update={"min": low, "max": high, "default": _clip(lr.default * 3, low, high)})
+        training.learning_rate = lr.model_copy(update={"min": low, "max": high, "default": clip(lr.default * 3, low, high)})
         changes.append(f"learning_rate range x3 -> [{low:.2g}, {high:.2g}]")
         adaptive = [o for o in training.optimizer.choices if o != "sgd"] or ["adam"]
         if adaptive != training.optimizer.choices:
@@ -184,7 +184,3 @@ def adjust(plan: RoundPlan, diagnoses: list[Diagnosis], best: dict) -> tuple[Rou
 
     new_space = space.replace(common=common, training=training, augment=augment, per_family=per_family)
     return RoundPlan(new_space, trial_epochs, full_epochs, clipnorm), changes
-
-
-def _clip(value, low, high):
-    return min(max(value, low), high)

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import keras_tuner as kt
 
-from pipeline.config import Choice, FloatRange, IntRange, PipelineConfig
+from pipeline.config import Choice, FloatRange, IntRange, PipelineConfig, clip
 from pipeline.data import Schema
 from pipeline.designs import DesignSpace, augmentation_settings, design_of, family_key
 from pipeline.models import build_model, compile_model, max_depth
 from pipeline.training import schedule_callbacks, steps_per_epoch
-
-
-def _clip(value, low, high):
-    return min(max(value, low), high)
 
 
 def fitting_families(space: DesignSpace, input_shape: list[int]) -> list[str]:
@@ -50,12 +46,12 @@ class DesignHyperModel(kt.HyperModel):
         if isinstance(spec, IntRange):
             high = spec.max if cap is None else max(1, min(spec.max, cap))
             low = min(spec.min, high)
-            return hp.Int(name, low, high, default=_clip(default, low, high))
+            return hp.Int(name, low, high, default=clip(default, low, high))
         if isinstance(spec, FloatRange):
             if spec.min == spec.max:
                 return hp.Fixed(name, spec.min)
             return hp.Float(name, spec.min, spec.max, sampling="log" if spec.log else "linear",
-                            default=_clip(default, spec.min, spec.max))
+                            default=clip(default, spec.min, spec.max))
         raise TypeError(f"{name}: unsupported range {spec!r}")
 
     def values_from(self, hp) -> dict:
@@ -95,8 +91,7 @@ class DesignHyperModel(kt.HyperModel):
         return model
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
-        hyper = self.design_from(hp)["hyperparameters"]
         train = self.cfg.train
-        callbacks = [*(callbacks or []),
-                     *schedule_callbacks(hyper, self.cfg.goal, train.early_stopping_patience, train.early_stopping_monitor)]
-        return model.fit(*args, batch_size=hyper["batch_size"], callbacks=callbacks, **kwargs)
+        schedule = schedule_callbacks({"lr_schedule": hp.get("lr_schedule")}, self.cfg.goal,
+                                      train.early_stopping_patience, train.early_stopping_monitor)
+        return model.fit(*args, batch_size=hp.get("batch_size"), callbacks=[*(callbacks or []), *schedule], **kwargs)

@@ -21,8 +21,7 @@ from pipeline.config import PipelineConfig
 from pipeline.paths import Paths, load_splits, read_json, write_json
 from pipeline.designs import values_of
 from pipeline.models import load_model
-from pipeline.search import Candidate, run_rounds
-from pipeline.search.rounds import score_candidate
+from pipeline.search import Candidate, run_rounds, score_candidate
 from pipeline.tracking import StageRun
 
 

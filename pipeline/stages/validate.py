@@ -1,7 +1,5 @@
 """Stage 7, validate: the chosen model on the held-out test split, against the goal."""
 
-import sys
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
