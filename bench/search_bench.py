@@ -36,7 +36,7 @@ from pipeline.designs import DesignSpace, initial_design, preprocessing_stats, v
 from pipeline.search import Candidate, run_rounds, score_candidate  # noqa: E402
 from pipeline.search import tuner as tuner_module  # noqa: E402
 from pipeline.search.space import DesignHyperModel  # noqa: E402
-from pipeline.stages.split import split_indices  # noqa: E402
+from pipeline.splitting import split_indices  # noqa: E402
 from pipeline.tracking import stage_run  # noqa: E402
 from pipeline.training import GOAL_LOG_KEY, fit_design  # noqa: E402
 
@@ -48,7 +48,7 @@ def setup(overrides: list[str]):
     # 260 s of search after ~25 s of training the initial design: 5 minutes in all.
     cfg = validate_config(compose_params(["goal.threshold=0.99", "search.time_budget_s=260", *overrides], REPO / "conf"))
     ds = load_dataset(cfg.data, cfg.goal.task)
-    idx = split_indices(ds.y, cfg.split.validation, cfg.split.test, cfg.split.seed, True)
+    idx = split_indices(ds.y, "stratified", cfg.split.validation, cfg.split.test, cfg.split.seed)
     splits = {n: (ds.x[i], ds.y[i]) for n, i in idx.items()}
     design = initial_design(cfg)
     design["preprocessing"] = preprocessing_stats(*splits["train"], ds.schema)

@@ -41,11 +41,13 @@ FAMILIES_BY_INPUT: dict[str, tuple[str, ...]] = {
     "image": ("cnn", "resnet", "inception", "mlp", "rnn", "transformer"),
     "tabular": ("mlp", "transformer"),
     "sequence": ("rnn", "transformer", "mlp"),
+    "text": ("mlp", "rnn", "transformer"),  # over word embeddings
 }
 SEARCHED_BY_INPUT: dict[str, tuple[str, ...]] = {
     "image": ("cnn", "resnet", "inception"),
     "tabular": ("mlp",),
     "sequence": ("rnn", "transformer"),
+    "text": ("mlp", "rnn", "transformer"),
 }
 
 
@@ -84,47 +86,131 @@ class GoalConfig(_Strict):
         return self
 
 
-class DataConfig(_Strict):
-    """Where the data comes from.
+ColumnKind = Literal["numeric", "categorical", "text", "image"]
+MissingStrategy = Literal["mean", "median", "zero", "most_frequent", "missing_category", "empty", "error"]
+TABLE_SOURCES = ("csv", "parquet")
+FILE_SOURCES = (*TABLE_SOURCES, "npz", "images")
 
-    `csv` reads a table: a target column (or several: multilabel). `npz` reads arrays `x` and
-    `y` (and optionally `classes`) whose layout `input` declares: image (n, H, W, C),
-    sequence (n, steps, features) or tabular (n, features).
+
+class TextConfig(_Strict):
+    """Text columns: a vocabulary of the most frequent training-split words, fixed-length id sequences."""
+
+    vocabulary_size: int = Field(5000, ge=3)  # including the padding and unknown ids
+    sequence_length: int = Field(64, ge=1)
+    embed_dim: int = Field(32, ge=2)  # the model's word embedding size
+
+
+class ImageConfig(_Strict):
+    """How image files become model inputs; every image ends up `size` with `color` channels."""
+
+    size: list[int] | None = Field(None, min_length=2, max_length=2)  # [height, width]; null: the images' own
+    color: Literal["rgb", "grayscale"] = "rgb"
+    mode: Literal["resize", "pad", "none"] = "resize"  # pad: to square with `fill`, then resize; none: sizes must match
+    fill: Literal["black", "white", "noise"] = "black"
+    scaling: Literal["unit", "symmetric"] = "unit"  # pixel values 0..1 or -1..1 inside the model
+
+    @model_validator(mode="after")
+    def _positive(self) -> ImageConfig:
+        if self.size is not None and min(self.size) < 1:
+            raise _KeyError("data.image.size", self.size, "two positive integers [height, width], or null")
+        return self
+
+
+class WindowConfig(_Strict):
+    """Forecasting over a time-ordered table: `length` past rows predict the target `horizon` rows ahead."""
+
+    length: int = Field(ge=2)
+    horizon: int = Field(1, ge=1)
+
+
+class DataConfig(_Strict):
+    """Where the data comes from and what its inputs are.
+
+    `csv`/`parquet`: a table with one target column (a list of 0/1 columns: multilabel); feature
+    column kinds (numeric, categorical, text, image path) are declared in `columns` or inferred.
+    `input` says what the model reads: tabular (default), text (one text column), sequence (a
+    wide table: `steps` x features columns; or `window` over a time-ordered table) or image (one
+    image-path column). `images`: a folder with one sub-folder per class, or a flat folder and a
+    `labels` CSV (file,label). `npz`: arrays `x`, `y` (optional `classes`) whose layout `input`
+    declares. `validation_path`/`test_path`: separate sources of the same form for those splits.
     """
 
-    source: Literal["digits", "breast_cancer", "wine", "diabetes", "csv", "npz"]
+    source: Literal["digits", "breast_cancer", "wine", "diabetes", "csv", "parquet", "images", "npz"]
     path: str | None = None
     target: str | list[str] | None = None
     features: list[str] | None = None
-    input: Literal["image", "sequence", "tabular"] | None = None
+    input: Literal["image", "sequence", "tabular", "text"] | None = None
+    columns: dict[str, ColumnKind] = Field(default_factory=dict)
+    missing: dict[str, MissingStrategy] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_empty(cls, value):
+        # conf/ writes `columns: null` so that `-S 'data.columns={city: categorical}'` can replace it
+        if isinstance(value, dict):
+            return {**value, **{k: {} for k in ("columns", "missing") if value.get(k, {}) is None}}
+        return value
+    categorical_encoding: Literal["auto", "one_hot", "embedding"] = "auto"  # auto: one-hot up to 16 categories
+    text: TextConfig = Field(default_factory=TextConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    labels: str | None = None
+    steps: int | None = Field(None, ge=2)
+    window: WindowConfig | None = None
+    time_column: str | None = None
+    group_column: str | None = None
+    validation_path: str | None = None
+    test_path: str | None = None
 
     @model_validator(mode="after")
     def _files_need_what_they_hold(self) -> DataConfig:
-        if self.source in ("csv", "npz") and not self.path:
-            raise _KeyError("data.path", self.path, f"a file path is required when data.source is {self.source}")
-        if self.source == "csv" and not self.target:
-            raise _KeyError("data.target", self.target, "a column name (or a list) is required for csv")
+        if self.source in FILE_SOURCES and not self.path:
+            raise _KeyError("data.path", self.path, f"a path is required when data.source is {self.source}")
+        if self.source in TABLE_SOURCES and not self.target:
+            raise _KeyError("data.target", self.target, f"a column name (or a list) is required for {self.source}")
         if self.source == "npz" and not self.input:
             raise _KeyError("data.input", self.input, "required for npz: image (n, H, W, C), "
                             "sequence (n, steps, features) or tabular (n, features)")
         if self.source in BUILTIN_SOURCES and self.input not in (None, BUILTIN_SOURCES[self.source]["input"]):
             raise _KeyError("data.input", self.input,
                             f"data '{self.source}' is {BUILTIN_SOURCES[self.source]['input']} input")
+        if self.source == "images" and self.input not in (None, "image"):
+            raise _KeyError("data.input", self.input, "an image folder is image input")
+        if self.source == "npz" and self.input == "text":
+            raise _KeyError("data.input", self.input, "npz holds image, sequence or tabular arrays")
+        if self.window is not None and (self.source not in TABLE_SOURCES or not self.time_column):
+            raise _KeyError("data.window", self.window.model_dump(),
+                            "forecasting windows need a csv/parquet table and data.time_column")
+        if (self.steps or self.window) and self.input not in (None, "sequence"):
+            raise _KeyError("data.input", self.input, "data.steps and data.window make sequence input")
+        unsupported = [k for k in ("validation_path", "test_path") if getattr(self, k) and self.source not in FILE_SOURCES]
+        if unsupported:
+            raise _KeyError(f"data.{unsupported[0]}", getattr(self, unsupported[0]),
+                            f"separate sources need a file source ({', '.join(FILE_SOURCES)})")
         return self
 
     @property
     def input_kind(self) -> str:
+        if self.steps or self.window:
+            return "sequence"
         if self.input:
             return self.input
+        if self.source == "images":
+            return "image"
         return BUILTIN_SOURCES.get(self.source, {}).get("input", "tabular")
 
 
 class SplitConfig(_Strict):
-    """Train/validation/test fractions; stratified for classification, always seeded."""
+    """Train/validation/test fractions and how rows are assigned; always seeded.
 
+    auto: stratified for classification, random otherwise (time-ordered for forecasting windows).
+    group: rows sharing `data.group_column` stay in one split. time: ordered by
+    `data.time_column`, validation after train and test last. Splits given as separate sources
+    (`data.validation_path`, `data.test_path`) are used as they are.
+    """
+
+    method: Literal["auto", "random", "stratified", "group", "time"] = "auto"
     validation: float = Field(0.15, gt=0.0, lt=0.5)
     test: float = Field(0.2, gt=0.0, lt=0.5)
-    stratify: bool = True
     seed: int = 42
 
 
@@ -353,20 +439,31 @@ class TrainConfig(TrainingSpace):
 
 
 class AugmentConfig(_Strict):
-    """Training-only image augmentation, as Keras preprocessing layers inside the model.
+    """Training-only augmentation, as Keras layers inside the model (inactive at validation,
+    test and prediction time). `enabled` may be searched; the overfitting diagnosis turns it on.
 
-    The layers are inactive at validation, test and prediction time. `enabled` may be searched;
-    the overfitting diagnosis turns it on. Rotation is a fraction of a full turn; translation
-    and zoom fractions of the image size; brightness/contrast need inputs scaled to [0, 1].
+    Images: rotation (fraction of a full turn), translation, zoom and crop (fractions of the
+    size; a crop is resized back), flips, brightness/contrast (need pixels scaled to [0, 1]).
+    Sequences and tables: Gaussian `noise` (standard deviations, after standardisation).
+    Text: `word_dropout`, the share of words masked out.
     """
 
     enabled: Choice[bool] = _choice(False, [False, True])
     rotation: float = Field(0.05, ge=0.0, le=0.5)
     translation: float = Field(0.1, ge=0.0, lt=1.0)
     zoom: float = Field(0.1, ge=0.0, lt=1.0)
+    crop: float = Field(0.0, ge=0.0, lt=1.0)
     flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none"
     brightness: float = Field(0.0, ge=0.0, le=1.0)
     contrast: float = Field(0.0, ge=0.0, le=1.0)
+    noise: float = Field(0.0, ge=0.0, le=2.0)
+    word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    def available_for(self, input_kind: str) -> bool:
+        """Whether any augmentation is configured that applies to this input kind."""
+        if input_kind == "image":
+            return True
+        return bool(self.word_dropout if input_kind == "text" else self.noise)
 
 
 class DiagnosisConfig(_Strict):
@@ -434,13 +531,25 @@ class PipelineConfig(_Strict):
             raise _KeyError(
                 "goal.task", self.goal.task, f"data '{self.data.source}' is a {builtin['task']} task"
             )
-        if self.data.source == "csv":
-            multi_target = isinstance(self.data.target, list) and len(self.data.target) > 1
+        data = self.data
+        if data.source in TABLE_SOURCES:
+            multi_target = isinstance(data.target, list) and len(data.target) > 1
             if multi_target != (self.goal.task == "multilabel"):
                 raise _KeyError(
-                    "data.target", self.data.target,
+                    "data.target", data.target,
                     "one column for binary/multiclass/regression, a list of 0/1 columns for multilabel",
                 )
+        if data.window is not None and self.goal.task != "regression":
+            raise _KeyError("goal.task", self.goal.task, "forecasting windows predict a value: regression")
+        method = self.split.method
+        if method == "group" and not data.group_column:
+            raise _KeyError("split.method", method, "group needs data.group_column (rows sharing it stay together)")
+        if method == "time" and not data.time_column:
+            raise _KeyError("split.method", method, "time needs data.time_column")
+        if method == "stratified" and self.goal.task not in ("binary", "multiclass"):
+            raise _KeyError("split.method", method, f"stratified needs classes; goal.task is {self.goal.task}")
+        if data.window is not None and method not in ("auto", "time"):
+            raise _KeyError("split.method", method, "forecasting windows are split in time order: auto or time")
         applicable = FAMILIES_BY_INPUT[self.data.input_kind]
         if self.model.family not in ("auto", *applicable):
             raise _KeyError(

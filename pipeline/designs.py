@@ -31,7 +31,7 @@ class DesignSpace:
     def from_config(cls, cfg: PipelineConfig) -> DesignSpace:
         families = tuple(cfg.search_families)
         return cls(families, cfg.model.common, cfg.train.space(), {f: getattr(cfg.model, f) for f in families},
-                   cfg.augment.enabled if cfg.data.input_kind == "image" else None)
+                   cfg.augment.enabled if cfg.augment.available_for(cfg.data.input_kind) else None)
 
     def replace(self, **changes) -> DesignSpace:
         return dataclasses.replace(self, **changes)
@@ -92,14 +92,16 @@ def initial_design(cfg: PipelineConfig) -> dict:
     """The design the config declares: every default of the initial family, shared and training choices."""
     family = cfg.family
     hp = {**defaults(cfg.model.common), **defaults(cfg.train.space()), **defaults(getattr(cfg.model, family)),
-          "augment": bool(cfg.augment.enabled.default) and cfg.data.input_kind == "image"}
+          "augment": bool(cfg.augment.enabled.default) and cfg.augment.available_for(cfg.data.input_kind)}
     return {"family": family, "hyperparameters": hp, "augmentation": augmentation_settings(cfg)}
 
 
 def preprocessing_stats(x_train: np.ndarray, y_train: np.ndarray, schema: Schema) -> dict:
     """Statistics the model's preprocessing layers need, from the training split only."""
     stats: dict = {}
-    if schema.scaling["kind"] == "standardize":
+    if isinstance(x_train, dict):  # a table with categorical/text columns: only the numeric block is scaled
+        x_train = x_train.get("numeric")
+    if schema.scaling["kind"] == "standardize" and x_train is not None:
         # Per feature (last axis): columns of a table, features of a sequence, channels of an image.
         axes = tuple(range(x_train.ndim - 1))
         variance = x_train.var(axis=axes)

@@ -111,3 +111,51 @@ def stop_margin(setting: float | str, metric: str, threshold: float, n_validatio
 def margin(value: float, threshold: float, metric: str) -> float:
     """How far past the threshold (positive: met), in the metric's own units."""
     return threshold - value if metric in LOWER_IS_BETTER else value - threshold
+
+
+def report_metrics(task: str, y_true: np.ndarray, raw: np.ndarray, classes: list[str]) -> dict:
+    """The standard metrics of a task on held-out data, per class where there are classes."""
+    raw = np.asarray(raw, dtype="float64")
+    if task == "regression":
+        pred = raw.reshape(-1)
+        residual = pred - np.asarray(y_true, dtype="float64")
+        return {
+            "rmse": compute(task, "rmse", y_true, raw), "mae": compute(task, "mae", y_true, raw),
+            "r2": compute(task, "r2", y_true, raw),
+            "residuals": {"mean": float(residual.mean()), "std": float(residual.std()),
+                          "median": float(np.median(residual)), "p05": float(np.percentile(residual, 5)),
+                          "p95": float(np.percentile(residual, 95)), "max_abs": float(np.abs(residual).max())},
+        }
+    labels = to_labels(task, raw)
+    result = {
+        "accuracy": compute(task, "accuracy", y_true, raw),
+        "macro_f1": float(skm.f1_score(y_true, labels, average="macro", zero_division=0)),
+        "weighted_f1": float(skm.f1_score(y_true, labels, average="weighted", zero_division=0)),
+        "roc_auc": compute(task, "auc", y_true, raw),
+        "log_loss": validation_loss(task, y_true, raw),
+    }
+    if task != "multilabel":
+        result["balanced_accuracy"] = compute(task, "balanced_accuracy", y_true, raw)
+    index = list(range(len(classes)))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y_true, labels, labels=index if task != "multilabel" else None, zero_division=0)
+    result["per_class"] = {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                           for name, p, r, f, s in zip(classes, precision, recall, f1, support)}
+    return result
+
+
+def bootstrap_interval(task: str, metric: str, y_true: np.ndarray, raw: np.ndarray, rounds: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval of the metric over resampled test rows."""
+    rng = np.random.default_rng(seed)
+    y_true, raw = np.asarray(y_true), np.asarray(raw)
+    values = []
+    for _ in range(rounds):
+        rows = rng.integers(0, len(y_true), len(y_true))
+        value = compute(task, metric, y_true[rows], raw[rows])
+        if np.isfinite(value):
+            values.append(value)
+    if not values:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2 * 100
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))

@@ -34,3 +34,23 @@ def residuals_png(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def augmentation_grid_png(originals: np.ndarray, variants: list[np.ndarray], path: Path, title: str) -> None:
+    """One row per image: the original, then each augmented variant (values shown per image, min to max)."""
+    rows, cols = len(originals), 1 + len(variants)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows), squeeze=False)
+    for r in range(rows):
+        for c, batch in enumerate([originals, *variants]):
+            image = np.asarray(batch[r], dtype="float32")
+            low, high = float(image.min()), float(image.max())
+            image = (image - low) / (high - low) if high > low else np.zeros_like(image)
+            axes[r][c].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+            axes[r][c].set_xticks([])
+            axes[r][c].set_yticks([])
+            if r == 0:
+                axes[r][c].set_title("original" if c == 0 else f"augmented {c}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,8 +1,11 @@
-"""Predict with an exported model: `python -m pipeline predict --model M --input FILE [--output OUT]`.
+"""Predict with an exported model: `python -m pipeline predict --model M --input IN [--output OUT]`.
 
-Inputs are raw (unscaled) rows or arrays; the model carries its own preprocessing. Accepted:
-CSV (tabular: the schema's feature columns; images: one column per pixel, row-major) and
-NumPy .npy/.npz arrays of shape (n, *input_shape) or (n, prod(input_shape)).
+Inputs are raw, as the user has them; the model carries its own scaling, and the schema saved
+beside it carries the column encodings and image settings. Accepted, by the schema's input:
+- tables (tabular/text/image-path models): a CSV or Parquet file with the feature columns;
+- images: one image file, or a folder of them (searched recursively);
+- arrays: NumPy .npy/.npz of shape (n, *input_shape) or (n, prod(input_shape)); for image and
+  numeric table models also a CSV with one column per value (pixels row-major).
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.data import DataError, Schema, features_to_array
+from pipeline import inputs
+from pipeline.data import DataError, Schema, read_table
+from pipeline.features import check_values, encode
+from pipeline.images import ImageFiles, is_image_name
 
 
 def load_exported(model_path: str | Path):
@@ -34,28 +40,63 @@ def pixel_columns(schema: Schema) -> list[str]:
     return [f"pixel_{i}" for i in range(math.prod(schema.input_shape))]
 
 
-def read_input(path: str | Path, schema: Schema) -> np.ndarray:
-    """Raw model inputs from a file, checked against the schema."""
+def read_input(path: str | Path, schema: Schema):
+    """(model inputs, row names or None) from a file or folder, checked against the schema."""
     path = Path(path)
-    if not path.is_file():
+    if schema.reads_files and (path.is_dir() or is_image_name(path.name)):
+        return _image_files(path, schema)
+    if not path.exists():
         raise DataError(f"predict: input not found: {path}")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        frame = pd.read_csv(path)
+    if suffix in (".csv", ".parquet", ".pq"):
+        frame = read_table(path, "predict")
+        if schema.columns or schema.reads_files:
+            return _table_inputs(frame, schema, path), None
         if schema.input_kind == "tabular":
-            missing = [c for c in schema.features if c not in frame.columns]
-            if missing:
-                raise DataError(f"predict: {path} lacks column(s) {missing}; the model expects {schema.features}")
-            return features_to_array(frame, schema.features, where=str(path))
-        array = frame.to_numpy(dtype="float32")
-    elif suffix in (".npy", ".npz"):
-        loaded = np.load(path)
+            return _columns_as_array(frame, schema.features, path), None
+        return _fit_shape(frame.to_numpy(dtype="float32"), schema, path), None
+    if suffix in (".npy", ".npz"):
+        if schema.columns or schema.reads_files:
+            raise DataError(f"predict: this model reads {'images' if schema.reads_files else 'table columns'} "
+                            f"{schema.features}; give a {'image file or folder' if schema.reads_files else 'CSV or Parquet'} file")
+        loaded = np.load(path, allow_pickle=False)
         if suffix == ".npz":
             loaded = loaded["x"] if "x" in loaded.files else loaded[loaded.files[0]]
-        array = np.asarray(loaded, dtype="float32")
+        return _fit_shape(np.asarray(loaded, dtype="float32"), schema, path), None
+    raise DataError(f"predict: unsupported input {path.name}; use .csv, .parquet, .npy, .npz"
+                    + (", an image file or a folder of images" if schema.reads_files else ""))
+
+
+def _image_files(path: Path, schema: Schema):
+    if path.is_dir():
+        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_name(p.name))
+        if not files:
+            raise DataError(f"predict: no image files in {path}")
+    elif path.is_file():
+        files = [str(path)]
     else:
-        raise DataError(f"predict: unsupported input {path.name}; use .csv, .npy or .npz")
-    return _fit_shape(array, schema, path)
+        raise DataError(f"predict: input not found: {path}")
+    return ImageFiles(tuple(files), schema.image_settings()), files
+
+
+def _table_inputs(frame: pd.DataFrame, schema: Schema, path: Path):
+    absent = [c for c in schema.features if c not in frame.columns]
+    if absent:
+        raise DataError(f"predict: {path} lacks column(s) {absent}; the model expects {schema.features}")
+    if schema.reads_files:
+        column = schema.features[0]
+        files = [str(Path(v) if Path(str(v)).is_absolute() else path.parent / str(v)) for v in frame[column]]
+        return ImageFiles(tuple(files), schema.image_settings())
+    check_values(frame, schema.columns, str(path))
+    return encode(frame, schema.columns, schema.input_kind)
+
+
+def _columns_as_array(frame: pd.DataFrame, features: list[str], path: Path) -> np.ndarray:
+    absent = [c for c in features if c not in frame.columns]
+    if absent:
+        raise DataError(f"predict: {path} lacks column(s) {absent}; the model expects {features}")
+    check_values(frame, [{"name": c, "kind": "numeric", "missing": "error"} for c in features], str(path))
+    return frame[features].to_numpy(dtype="float32")
 
 
 def _fit_shape(array: np.ndarray, schema: Schema, path: Path) -> np.ndarray:
@@ -92,14 +133,17 @@ def predictions_frame(raw: np.ndarray, schema: Schema) -> pd.DataFrame:
 
 def predict_file(model_path: str | Path, input_path: str | Path) -> pd.DataFrame:
     model, schema = load_exported(model_path)
-    x = read_input(input_path, schema)
-    return predictions_frame(model.predict(x, batch_size=1024, verbose=0), schema)
+    x, names = read_input(input_path, schema)
+    frame = predictions_frame(inputs.predict(model, x), schema)
+    if names is not None:
+        frame.insert(0, "file", names)
+    return frame
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline predict", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="artifacts/export/model.keras", help="exported .keras model")
-    parser.add_argument("--input", required=True, help=".csv, .npy or .npz file of raw inputs")
+    parser.add_argument("--input", required=True, help="table (.csv/.parquet), image file or folder, .npy/.npz")
     parser.add_argument("--output", help="CSV to write (default: print to stdout)")
     args = parser.parse_args(argv)
     frame = predict_file(args.model, args.input)

@@ -7,7 +7,7 @@ import time
 import keras
 import numpy as np
 
-from pipeline import metrics
+from pipeline import inputs, metrics
 from pipeline.config import GoalConfig
 
 GOAL_LOG_KEY = "val_goal"
@@ -27,11 +27,11 @@ class GoalMetric(keras.callbacks.Callback):
                  x_train: np.ndarray | None = None, y_train: np.ndarray | None = None, validation: bool = True):
         super().__init__()
         self.goal, self.x_val, self.y_val, self.validation = goal, x_val, y_val, validation
-        self.x_train = None if x_train is None else x_train[:TRAIN_SAMPLE_ROWS]
+        self.x_train = None if x_train is None else inputs.head(x_train, TRAIN_SAMPLE_ROWS)
         self.y_train = None if y_train is None else y_train[:TRAIN_SAMPLE_ROWS]
 
     def _score(self, x, y) -> float:
-        return metrics.compute(self.goal.task, self.goal.metric, y, self.model.predict(x, batch_size=1024, verbose=0))
+        return metrics.compute(self.goal.task, self.goal.metric, y, inputs.predict(self.model, x))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -111,9 +111,9 @@ def fit_design(design: dict, schema, splits: dict, goal: GoalConfig, epochs: int
     model = build_model(design, schema, design["preprocessing"])
     hp = design["hyperparameters"]
     x_train, y_train = splits["train"]
-    compile_model(model, schema.task, hp, steps_per_epoch(len(x_train), hp["batch_size"]), epochs, goal.metric)
-    history = model.fit(
-        x_train, y_train, validation_data=splits["validation"], epochs=epochs, batch_size=hp["batch_size"],
+    compile_model(model, schema.task, hp, steps_per_epoch(len(y_train), hp["batch_size"]), epochs, goal.metric)
+    history = inputs.fit(
+        model, x_train, y_train, hp["batch_size"], validation_data=splits["validation"], epochs=epochs, seed=seed,
         callbacks=training_callbacks(goal, splits["validation"], patience, deadline, train=splits["train"],
                                      exact_train_metric=True, monitor=monitor)
         + schedule_callbacks(hp, goal, patience, monitor),
@@ -124,4 +124,4 @@ def fit_design(design: dict, schema, splits: dict, goal: GoalConfig, epochs: int
 
 def score(model: keras.Model, goal: GoalConfig, x: np.ndarray, y: np.ndarray) -> float:
     """The goal metric of `model` on (x, y)."""
-    return metrics.compute(goal.task, goal.metric, y, model.predict(x, batch_size=1024, verbose=0))
+    return metrics.compute(goal.task, goal.metric, y, inputs.predict(model, x))

@@ -85,13 +85,13 @@ def test_threshold_out_of_range():
 def test_unknown_data_source_in_params():
     raw = raw_default()
     raw["data"]["source"] = "mnist"
-    assert "`data.source`: got 'mnist'; allowed: 'digits', 'breast_cancer', 'wine', 'diabetes', 'csv' or 'npz'" in _error(raw)
+    assert "`data.source`: got 'mnist'; allowed: 'digits', 'breast_cancer', 'wine', 'diabetes', 'csv', 'parquet', 'images' or 'npz'" in _error(raw)
 
 
 def test_unknown_data_choice_on_the_command_line_lists_choices():
     with pytest.raises(ConfigError) as info:
         compose_params(["data=mnist"], REPO / "conf")
-    assert "data: breast_cancer, csv, diabetes, digits, npz, wine" in str(info.value)
+    assert "data: breast_cancer, csv, diabetes, digits, images, npz, parquet, wine" in str(info.value)
 
 
 def test_task_must_match_builtin_data():

@@ -12,7 +12,7 @@ from pipeline.search import run_rounds
 from pipeline.search.rounds import subsample
 from pipeline.search.space import DesignHyperModel
 from pipeline.search.tuner import run_tuner
-from pipeline.stages.split import split_indices
+from pipeline.splitting import split_indices
 from tests.conftest import TINY, make_config
 
 
@@ -20,7 +20,7 @@ from tests.conftest import TINY, make_config
 def wine():
     cfg = make_config("data=wine", *TINY)
     ds = load_dataset(cfg.data, "multiclass")
-    idx = split_indices(ds.y, 0.2, 0.2, 0, True)
+    idx = split_indices(ds.y, "stratified", 0.2, 0.2, 0)
     splits = {n: (ds.x[i], ds.y[i]) for n, i in idx.items()}
     design = initial_design(cfg)
     design["preprocessing"] = preprocessing_stats(*splits["train"], ds.schema)

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.data import DataError
 from pipeline.paths import Paths, read_json
-from pipeline.stages.split import split_indices
+from pipeline.splitting import split_indices
 from pipeline.stages.validate import GoalMissed
 from tests.conftest import ALL_STAGES, TINY, make_config, run_stages
 
@@ -37,15 +37,15 @@ def test_split_is_stratified_disjoint_and_seeded(breast_cancer_run):
     y = np.load(paths.prepared / "data.npz")["y"]
     shares = [y[idx[n]].mean() for n in ("train", "validation", "test")]
     assert max(shares) - min(shares) < 0.03
-    again = split_indices(y, 0.15, 0.2, 42, True)
+    again = split_indices(y, "stratified", 0.15, 0.2, 42)
     assert all((again[n] == idx[n]).all() for n in ("train", "validation", "test"))
-    assert not (split_indices(y, 0.15, 0.2, 7, True)["test"] == idx["test"]).all()
+    assert not (split_indices(y, "stratified", 0.15, 0.2, 7)["test"] == idx["test"]).all()
 
 
 def test_split_with_too_few_rows_per_class_explains(tmp_path):
     y = np.array([0] * 20 + [1])
-    with pytest.raises(DataError, match="stratified split of 21 rows .*smallest class has 1 rows"):
-        split_indices(y, 0.15, 0.2, 0, True)
+    with pytest.raises(DataError, match="class 'b' has 1 row\\(s\\); a stratified split needs at least 2 per class"):
+        split_indices(y, "stratified", 0.15, 0.2, 0, classes=["a", "b"])
 
 
 def test_design_records_layer_table_and_train_stats(breast_cancer_run):

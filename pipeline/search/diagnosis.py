@@ -18,7 +18,7 @@ What each changes in the next round (see :func:`adjust`):
 | diagnosis     | change                                                                |
 |---------------|-----------------------------------------------------------------------|
 | overfitting   | dropout range moved up; larger L2 penalties; batch norm allowed;       |
-|               | augmentation forced on (image inputs)                                 |
+|               | augmentation forced on (when configured for the input kind)           |
 | underfitting  | deeper/wider (each family's depth max +1, width choices x2); 2x epochs |
 |               | per trial, 1.5x for full training; dropout range capped lower         |
 | divergence    | learning-rate range / 10; batch norm forced on; gradient clipping 1.0  |
@@ -160,9 +160,9 @@ def adjust(plan: RoundPlan, diagnoses: list[Diagnosis], best: dict) -> tuple[Rou
             changes.append("batchnorm allowed")
         if augment is not None:
             augment = augment.model_copy(update={"choices": [True], "default": True})
-            changes.append("augmentation on (random rotation/translation/zoom in training)")
+            changes.append("augmentation on (the configured training-only transforms, noise or word dropout)")
         else:
-            changes.append("augmentation: not available for this input kind")
+            changes.append("augmentation: none configured for this input kind (augment.noise / augment.word_dropout)")
 
     per_family = dict(space.per_family)
     if "underfitting" in kinds:

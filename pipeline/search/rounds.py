@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from pipeline import metrics
+from pipeline import inputs, metrics
 from pipeline.config import PipelineConfig
 from pipeline.data import Schema
 from pipeline.designs import DesignSpace, values_of
@@ -68,7 +68,7 @@ def best_of(candidates: list[Candidate], direction: str) -> Candidate | None:
 
 def score_candidate(model: keras.Model, task: str, metric: str, validation: tuple) -> tuple[float, float]:
     """(goal metric, validation loss) of a model on the validation split."""
-    raw = model.predict(validation[0], batch_size=1024, verbose=0)
+    raw = inputs.predict(model, validation[0])
     return metrics.compute(task, metric, validation[1], raw), metrics.validation_loss(task, validation[1], raw)
 
 
@@ -108,7 +108,7 @@ def load_candidate(directory: Path, round_no: int) -> Candidate | None:
                      saved.get("loss", float("inf")))
 
 
-def subsample(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool):
+def subsample(x, y: np.ndarray, fraction: float, seed: int, stratify: bool):
     """A seeded (stratified when possible) fraction of the training split."""
     if fraction >= 1.0:
         return x, y
@@ -118,7 +118,7 @@ def subsample(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify
     except ValueError:  # too few rows per class for a stratified subset
         idx, _ = train_test_split(np.arange(len(y)), train_size=fraction, random_state=seed)
     idx = np.sort(idx)
-    return x[idx], y[idx]
+    return inputs.take(x, idx), y[idx]
 
 
 def run_rounds(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict, directory: Path,
@@ -245,15 +245,16 @@ def ensemble_candidate(candidates: list[Candidate], schema: Schema, splits: dict
     members = sorted(singles, key=lambda c: (sign * c.validation, c.loss))[:size]
     if len(members) < 2:
         return None
-    model = ensemble_of([m.model for m in members], schema)
+    model = ensemble_of([m.model for m in members])
     value, loss = score_candidate(model, goal.task, goal.metric, splits["validation"])
     design = {"family": "ensemble", "members": [m.design for m in members]}
     return Candidate(round_no, design, {"family": "ensemble", "members": len(members)}, value, {}, model, loss)
 
 
-def ensemble_of(models: list[keras.Model], schema: Schema) -> keras.Model:
+def ensemble_of(models: list[keras.Model]) -> keras.Model:
     """One exportable model that averages the members' outputs."""
-    inputs = keras.Input(shape=tuple(schema.input_shape), name="features")
+    shared = keras.tree.map_structure(
+        lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name), models[0].input)
     # Renamed wrappers: members may share a name (same family), which one graph cannot hold.
-    outputs = [keras.Model(m.inputs[0], m.outputs[0], name=f"member_{i}")(inputs) for i, m in enumerate(models)]
-    return keras.Model(inputs, keras.layers.Average(name="average")(outputs), name="ensemble")
+    outputs = [keras.Model(m.input, m.output, name=f"member_{i}")(shared) for i, m in enumerate(models)]
+    return keras.Model(shared, keras.layers.Average(name="average")(outputs), name="ensemble")

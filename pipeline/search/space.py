@@ -12,6 +12,7 @@ import keras_tuner as kt
 
 from pipeline.config import Choice, FloatRange, IntRange, PipelineConfig, clip
 from pipeline.data import Schema
+from pipeline import inputs
 from pipeline.designs import DesignSpace, augmentation_settings, design_of, family_key
 from pipeline.models import build_model, compile_model, max_depth
 from pipeline.training import schedule_callbacks, steps_per_epoch
@@ -90,8 +91,9 @@ class DesignHyperModel(kt.HyperModel):
                       self.epochs, self.cfg.goal.metric)
         return model
 
-    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+    def fit(self, hp, model, x, y, callbacks=None, **kwargs):
         train = self.cfg.train
         schedule = schedule_callbacks({"lr_schedule": hp.get("lr_schedule")}, self.cfg.goal,
                                       train.early_stopping_patience, train.early_stopping_monitor)
-        return model.fit(*args, batch_size=hp.get("batch_size"), callbacks=[*(callbacks or []), *schedule], **kwargs)
+        return inputs.fit(model, x, y, hp.get("batch_size"), callbacks=[*(callbacks or []), *schedule],
+                          seed=train.seed, **kwargs)

@@ -1,13 +1,30 @@
 """Stage 4, design: the initial architecture for the task, with its layer table."""
 
 import keras
+import numpy as np
 
+from pipeline import inputs
 from pipeline.config import PipelineConfig
-from pipeline.designs import initial_design, preprocessing_stats
+from pipeline.designs import augmentation_settings, initial_design, preprocessing_stats
+from pipeline.images import ImageFiles
 from pipeline.models import build_model, layer_table
-from pipeline.models.builder import fit_to_input
+from pipeline.models.builder import augmentation_preview, fit_to_input
 from pipeline.paths import Paths, load_splits, write_json
+from pipeline.plots import augmentation_grid_png
 from pipeline.tracking import StageRun
+
+PREVIEW_IMAGES, PREVIEW_VARIANTS = 6, 4
+
+
+def augmentation_samples(cfg: PipelineConfig, x_train, schema, preprocessing: dict, path) -> None:
+    """A grid of training images and random augmentations of each, as the model sees them in training."""
+    spread = np.linspace(0, inputs.n_rows(x_train) - 1, PREVIEW_IMAGES).astype(int)  # across classes, not one
+    sample = inputs.take(x_train, np.unique(spread))
+    images = sample.read() if isinstance(sample, ImageFiles) else np.asarray(sample, dtype="float32")
+    preview = augmentation_preview(schema, preprocessing, augmentation_settings(cfg))
+    variants = [keras.ops.convert_to_numpy(preview(images, training=True)) for _ in range(PREVIEW_VARIANTS)]
+    original = keras.ops.convert_to_numpy(preview(images, training=False))
+    augmentation_grid_png(original, variants, path, "training augmentation (off at validation, test, predict)")
 
 
 def format_layer_table(rows: list[dict]) -> str:
@@ -35,6 +52,10 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     tracker.log_params({"family": design["family"], **design["hyperparameters"]})
     tracker.log_metrics({"params": design["params"]})
     tracker.log_artifact(paths.design / "layers.md")
+    if schema.input_kind == "image" and True in cfg.augment.enabled.choices:
+        augmentation_samples(cfg, splits["train"][0], schema, design["preprocessing"],
+                             paths.design / "augmentation_samples.png")
+        tracker.log_artifact(paths.design / "augmentation_samples.png")
     print(f"design: {design['family']} with {design['params']:,} parameters\n{table}")
     return design
 

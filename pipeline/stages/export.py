@@ -1,16 +1,40 @@
 """Stage 8, export: the chosen model as .keras (preprocessing inside), its schema and a sample."""
 
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 
+from pipeline import inputs
 from pipeline.config import PipelineConfig
+from pipeline.images import ImageFiles
 from pipeline.models import load_model
-from pipeline.paths import Paths, load_splits, read_json, write_json
+from pipeline.paths import Paths, load_raw_split, load_splits, read_json, write_json
 from pipeline.predict import pixel_columns, predict_file
 from pipeline.tracking import StageRun
+
+SAMPLE_ROWS = 5
+
+
+def write_sample(raw, schema, out: Path) -> Path:
+    """A few raw test inputs in the form users give predict: table rows, image files, or arrays."""
+    if isinstance(raw, pd.DataFrame):
+        raw.to_csv(out / "sample_input.csv", index=False)
+        return out / "sample_input.csv"
+    if isinstance(raw, ImageFiles):
+        folder = out / "sample_images"
+        folder.mkdir()
+        for i, file in enumerate(raw.files):
+            shutil.copy2(file, folder / f"{i:02d}_{Path(file).name}")
+        return folder
+    if schema.input_kind == "sequence":
+        np.save(out / "sample_input.npy", raw)
+        return out / "sample_input.npy"
+    columns = schema.features if schema.input_kind == "tabular" else pixel_columns(schema)
+    pd.DataFrame(raw.reshape(len(raw), -1), columns=columns).to_csv(out / "sample_input.csv", index=False)
+    return out / "sample_input.csv"
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
@@ -24,13 +48,12 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     schema.to_json(out / "schema.json")
 
     # A sample of raw test rows, predicted through the same path users call, as a smoke check.
-    x_sample = splits["test"][0][:5]
-    columns = schema.features if schema.input_kind == "tabular" else pixel_columns(schema)
-    pd.DataFrame(x_sample.reshape(len(x_sample), -1), columns=columns).to_csv(out / "sample_input.csv", index=False)
-    predicted = predict_file(out / "model.keras", out / "sample_input.csv")
+    sample = write_sample(inputs.head(load_raw_split(paths, "test"), SAMPLE_ROWS), schema, out)
+    predicted = predict_file(out / "model.keras", sample)
     predicted.to_csv(out / "sample_predictions.csv", index=False)
-    expected = model.predict(x_sample, verbose=0)
-    numeric = predicted.drop(columns="prediction").to_numpy() if schema.task != "regression" else predicted.to_numpy()
+    expected = inputs.predict(model, inputs.head(splits["test"][0], SAMPLE_ROWS))
+    shown = predicted.drop(columns=[c for c in ("file", "prediction") if c in predicted.columns])
+    numeric = shown.to_numpy() if schema.task != "regression" else predicted[["prediction"]].to_numpy()
     if schema.task == "binary":
         numeric = numeric[:, 1:]
     if not np.allclose(numeric.reshape(expected.shape), expected, atol=1e-5):
@@ -44,7 +67,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         "backend": keras.backend.backend(),
         "goal_met": test["goal_met"],
         "test_value": test["value"],
-        "predict": f"python -m pipeline predict --model {out / 'model.keras'} --input {out / 'sample_input.csv'}",
+        "predict": f"python -m pipeline predict --model {out / 'model.keras'} --input {sample}",
     }
     write_json(out / "manifest.json", manifest)
     tracker.log_artifact(out, "model")

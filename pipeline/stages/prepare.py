@@ -1,27 +1,32 @@
-"""Stage 2, prepare: load the source, define inputs/outputs, write arrays and the schema.
+"""Stage 2, prepare: load the source, define inputs/outputs, write raw features, targets and the schema.
 
-Value scaling is declared here (schema `scaling`) and applied by the model's first layer,
-fitted on the training split, so the exported model takes raw inputs.
+Nothing is fitted here: value scaling and column encodings are declared in the schema and
+fitted on the training split later (split stage, design stage), so the exported model and
+the predict path take raw inputs. Every row, column and image is checked first; on a bad
+input the stage fails with one message and leaves no output behind.
 """
-
-import numpy as np
 
 from pipeline.config import PipelineConfig
 from pipeline.data import load_dataset
-from pipeline.paths import Paths
+from pipeline.paths import Paths, replaced_dir, save_prepared
 from pipeline.tracking import StageRun
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun):
     dataset = load_dataset(cfg.data, cfg.goal.task)
     schema = dataset.schema
-    paths.prepared.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(paths.prepared / "data.npz", x=dataset.x, y=dataset.y)
-    schema.to_json(paths.prepared / "schema.json")
+    with replaced_dir(paths.prepared) as out:
+        save_prepared(dataset, out)
     tracker.log_params({"rows": schema.n_rows, "input_shape": schema.input_shape, "input_kind": schema.input_kind})
     tracker.log_artifact(paths.prepared / "schema.json")
     outputs = f"{len(schema.classes)} classes" if schema.classes else "a value"
-    print(f"prepare: {schema.n_rows} rows of {schema.input_kind} input {tuple(schema.input_shape)} -> {outputs}")
+    kinds = ""
+    if schema.columns:
+        counts = {}
+        for column in schema.columns:
+            counts[column["kind"]] = counts.get(column["kind"], 0) + 1
+        kinds = " (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + " columns)"
+    print(f"prepare: {schema.n_rows} rows of {schema.input_kind} input {tuple(schema.input_shape)}{kinds} -> {outputs}")
     return schema
 
 

@@ -1,51 +1,51 @@
-"""Stage 3, split: seeded train/validation/test indices (stratified for classification)."""
+"""Stage 3, split: seeded train/validation/test rows, and the column encodings fitted on train.
+
+Writes the split indices, the schema with the column state learned from the training rows
+only (fill values, vocabularies), and a summary: rows and class balance per split, and how
+many validation/test rows exactly duplicate a training row (leakage).
+"""
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
+from pipeline import inputs
 from pipeline.config import PipelineConfig
-from pipeline.data import DataError
-from pipeline.paths import SPLITS, Paths, load_prepared, write_json
+from pipeline.features import fit_specs
+from pipeline.paths import SPLITS, Paths, load_prepared, model_inputs, replaced_dir, write_json
+from pipeline.splitting import duplicates_of_train, resolved_method, row_fingerprints, split_indices
 from pipeline.tracking import StageRun
 
 
-def split_indices(y: np.ndarray, validation: float, test: float, seed: int, stratify: bool) -> dict:
-    """Indices per split: test first, then validation out of what is left."""
-    everything = np.arange(len(y))
-    labels = y if stratify else None
-    try:
-        rest, test_idx = train_test_split(everything, test_size=test, random_state=seed, stratify=labels)
-        rest_labels = y[rest] if stratify else None
-        train_idx, val_idx = train_test_split(
-            rest, test_size=validation / (1.0 - test), random_state=seed, stratify=rest_labels
-        )
-    except ValueError as exc:
-        counts = dict(zip(*np.unique(y, return_counts=True))) if stratify else {}
-        smallest = min(counts.values()) if counts else None
-        raise DataError(
-            f"split: cannot make a {'stratified ' if stratify else ''}split of {len(y)} rows "
-            f"(validation={validation}, test={test})"
-            + (f"; the smallest class has {smallest} rows" if smallest is not None else "")
-            + f": {exc}"
-        ) from None
-    return {"train": np.sort(train_idx), "validation": np.sort(val_idx), "test": np.sort(test_idx)}
-
-
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
-    _, y, schema = load_prepared(paths)
-    stratify = cfg.split.stratify and schema.task in ("binary", "multiclass")
-    indices = split_indices(y, cfg.split.validation, cfg.split.test, cfg.split.seed, stratify)
-    paths.split.mkdir(parents=True, exist_ok=True)
-    np.savez(paths.split / "indices.npz", **indices)
-    summary = {"stratified": stratify, "seed": cfg.split.seed, "rows": {n: int(len(indices[n])) for n in SPLITS}}
+    dataset = load_prepared(paths)
+    schema, y = dataset.schema, dataset.y
+    method = resolved_method(cfg.split.method, schema.task, windows=cfg.data.window is not None)
+    indices = split_indices(y, method, cfg.split.validation, cfg.split.test, cfg.split.seed, groups=dataset.groups,
+                            time=dataset.time, origin=dataset.origin, classes=schema.classes)
+    if schema.columns:
+        schema.columns = fit_specs(dataset.x.iloc[indices["train"]], schema.columns)
+    schema.inputs = inputs.describe(model_inputs(inputs.head(dataset.x, 1), schema), schema)
+    duplicates = duplicates_of_train(row_fingerprints(dataset.x), indices)
+    summary = {"method": method, "seed": cfg.split.seed, "rows": {n: int(len(indices[n])) for n in SPLITS},
+               "duplicates_of_train_rows": duplicates}
+    if dataset.origin is not None:
+        summary["separate_sources"] = [n for n, o in (("validation", 1), ("test", 2)) if (dataset.origin == o).any()]
     if schema.classes and schema.task != "multilabel":
         summary["class_counts"] = {
             n: {schema.classes[c]: int((y[indices[n]] == c).sum()) for c in range(len(schema.classes))}
             for n in SPLITS
         }
-    write_json(paths.split / "summary.json", summary)
-    tracker.log_params({"rows": summary["rows"], "stratified": stratify})
-    print("split: " + ", ".join(f"{n} {summary['rows'][n]}" for n in SPLITS) + (" (stratified)" if stratify else ""))
+    with replaced_dir(paths.split) as out:
+        np.savez(out / "indices.npz", **indices)
+        schema.to_json(out / "schema.json")
+        write_json(out / "summary.json", summary)
+    tracker.log_params({"rows": summary["rows"], "split_method": method})
+    print(f"split ({method}): " + ", ".join(f"{n} {summary['rows'][n]}" for n in SPLITS))
+    for name, count in summary.get("class_counts", {}).items():
+        print(f"split: {name} classes " + ", ".join(f"{c}={k}" for c, k in count.items()))
+    for name, count in duplicates.items():
+        if count:
+            print(f"split: WARNING {count} {name} row(s) exactly duplicate a training row (leakage: "
+                  f"the {name} score will read high); deduplicate the data or split by group")
     return summary
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from pipeline import metrics
+from pipeline import inputs, metrics
 from pipeline.config import PipelineConfig
 from pipeline.models import load_model
 from pipeline.paths import Paths, load_splits, write_json
@@ -20,7 +20,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     splits, schema = load_splits(paths)
     x_test, y_test = splits["test"]
     model = load_model(paths.redesign / "model.keras")
-    raw = model.predict(x_test, batch_size=1024, verbose=0)
+    raw = inputs.predict(model, x_test)
     goal = cfg.goal
     value = metrics.compute(goal.task, goal.metric, y_test, raw)
     met = metrics.goal_met(value, goal.threshold, goal.metric)

@@ -1,0 +1,166 @@
+"""Typed table columns: kinds, value checks, and the encoding fitted on the training split.
+
+Every feature column is numeric, categorical or text (an image-path column makes the table an
+image source instead). Encoded, numeric columns form one float block with missing values
+filled; each categorical column becomes an integer id (0: unknown or missing) that the model
+one-hot encodes or embeds; each text column a fixed-length sequence of token ids (0: padding,
+1: unknown) that the model embeds. The fitted state (fill values, vocabularies) is stored in
+each column's spec inside the schema, so predict encodes new rows exactly the same way.
+
+String lookups happen here, in NumPy, rather than in StringLookup/TextVectorization layers:
+those layers need TensorFlow string tensors, and the pipeline must run on JAX and PyTorch too.
+The standardisation matches TextVectorization's default (lower case, strip punctuation, split
+on whitespace).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import DataError
+from pipeline.images import is_image_name
+
+KINDS = ("numeric", "categorical", "text", "image")
+MISSING_BY_KIND = {
+    "numeric": ("mean", "median", "zero", "error"),
+    "categorical": ("missing_category", "most_frequent", "error"),
+    "text": ("empty", "error"),
+    "image": ("error",),
+}
+NUMERIC_SHARE = 0.9  # a column counts as numeric when this share of its values parses as numbers
+TEXT_MIN_WORDS = 3.0  # mean words per value above which a string column is text, not categorical
+STRIP_PUNCTUATION = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~']")
+PAD, UNKNOWN = 0, 1  # text token ids; vocabulary words start at 2
+
+
+def input_name(kind: str, column: str) -> str:
+    """A model input name for a column (letters, digits and underscores only)."""
+    return f"{kind}_{re.sub(r'[^0-9A-Za-z_]', '_', column)}"
+
+
+def infer_kind(series: pd.Series) -> str:
+    """numeric, categorical, text or image, from the values of one column."""
+    values = series.dropna()
+    if pd.api.types.is_bool_dtype(series):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    if values.empty:
+        return "numeric"
+    strings = values.astype(str)
+    if strings.map(is_image_name).all():
+        return "image"
+    if pd.to_numeric(strings, errors="coerce").notna().mean() >= NUMERIC_SHARE:
+        return "numeric"
+    return "text" if strings.str.split().str.len().mean() >= TEXT_MIN_WORDS else "categorical"
+
+
+def column_specs(frame: pd.DataFrame, features: list[str], declared: dict, missing: dict, where: str,
+                 text: dict) -> list[dict]:
+    """One spec per feature column: its kind (declared or inferred) and missing-value strategy."""
+    specs = []
+    for column in features:
+        kind = declared.get(column) or infer_kind(frame[column])
+        strategy = missing.get(column, MISSING_BY_KIND[kind][0])
+        if strategy not in MISSING_BY_KIND[kind]:
+            raise DataError(f"data.missing.{column}: got {strategy!r}; allowed for a {kind} column: "
+                            f"{', '.join(MISSING_BY_KIND[kind])}")
+        spec = {"name": column, "kind": kind, "missing": strategy, "input": input_name(kind, column)}
+        if kind == "text":
+            spec.update(sequence_length=text["sequence_length"], vocabulary_size=text["vocabulary_size"])
+        specs.append(spec)
+    check_values(frame, specs, where)
+    return specs
+
+
+def check_values(frame: pd.DataFrame, specs: list[dict], where: str) -> None:
+    """Columns present, numeric columns numeric, and no missing value where the strategy is `error`."""
+    absent = [s["name"] for s in specs if s["name"] not in frame.columns]
+    if absent:
+        raise DataError(f"{where}: column(s) {absent} not found; columns are {list(frame.columns)}")
+    for spec in specs:
+        column, values = spec["name"], frame[spec["name"]]
+        if spec["kind"] == "numeric":
+            parsed = pd.to_numeric(values, errors="coerce")
+            bad = parsed.isna() & values.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(f"{where}: column '{column}' must be numeric; row {row} holds {values.iloc[row]!r}")
+        if spec["missing"] == "error" and values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise DataError(f"{where}: column '{column}' has a missing value at row {row} "
+                            f"(data.missing.{column} is error; allowed: {', '.join(MISSING_BY_KIND[spec['kind']])})")
+
+
+def category_strings(values: pd.Series) -> list[str | None]:
+    """Category values as strings (3 and 3.0 are one category); None where missing."""
+    def text(value):
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+    return [None if pd.isna(v) else text(v) for v in values]
+
+
+def tokens(value) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    return STRIP_PUNCTUATION.sub("", str(value).lower()).split()
+
+
+def fit_specs(train: pd.DataFrame, specs: list[dict]) -> list[dict]:
+    """Specs with the state learned from the training rows only: fill values and vocabularies."""
+    fitted = []
+    for spec in specs:
+        spec = dict(spec)
+        values = train[spec["name"]]
+        if spec["kind"] == "numeric":
+            numbers = pd.to_numeric(values, errors="coerce")
+            fill = {"mean": numbers.mean(), "median": numbers.median(), "zero": 0.0, "error": 0.0}[spec["missing"]]
+            spec["fill"] = float(0.0 if pd.isna(fill) else fill)
+        elif spec["kind"] == "categorical":
+            counts = Counter(v for v in category_strings(values) if v is not None)
+            spec["vocabulary"] = [v for v, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+            spec["most_frequent"] = spec["vocabulary"][0] if spec["vocabulary"] else None
+        elif spec["kind"] == "text":
+            counts = Counter(t for value in values for t in tokens(value))
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            spec["vocabulary"] = [t for t, _ in ranked[: spec["vocabulary_size"] - 2]]
+        fitted.append(spec)
+    return fitted
+
+
+def encode(frame: pd.DataFrame, specs: list[dict], input_kind: str):
+    """Model inputs for `frame`: a (n, k) float block, or a dict of one input per column group."""
+    numeric = [s for s in specs if s["kind"] == "numeric"]
+    others = [s for s in specs if s["kind"] != "numeric"]
+    parts: dict[str, np.ndarray] = {}
+    if numeric:
+        block = np.stack([pd.to_numeric(frame[s["name"]], errors="coerce").fillna(s["fill"]).to_numpy("float32")
+                          for s in numeric], axis=1)
+        parts["numeric"] = block
+    for spec in others:
+        if spec["kind"] == "categorical":
+            index = {v: i + 1 for i, v in enumerate(spec["vocabulary"])}
+            fill = spec["most_frequent"] if spec["missing"] == "most_frequent" else None
+            parts[spec["input"]] = np.array(
+                [[index.get(v if v is not None else fill, 0)] for v in category_strings(frame[spec["name"]])], "int32")
+        else:
+            parts[spec["input"]] = text_ids(frame[spec["name"]], spec)
+    if input_kind == "text" or (not others):
+        return next(iter(parts.values()))
+    return parts
+
+
+def text_ids(values, spec: dict) -> np.ndarray:
+    """Token ids, truncated or padded (with 0) to the spec's sequence length."""
+    index = {t: i + 2 for i, t in enumerate(spec["vocabulary"])}
+    length = spec["sequence_length"]
+    ids = np.zeros((len(values), length), dtype="int32")
+    for row, value in enumerate(values):
+        found = [index.get(t, UNKNOWN) for t in tokens(value)][:length]
+        ids[row, : len(found)] = found
+    return ids

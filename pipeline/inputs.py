@@ -1,0 +1,83 @@
+"""Model inputs of every kind behind one interface: an array, a dict of arrays (a table with
+categorical or text columns: one model input each), or image files read lazily in batches.
+
+Fitting, predicting and row selection go through these helpers so that the training, search
+and validation code never needs to know which kind it holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.images import ImageBatches, ImageFiles
+
+PREDICT_BATCH = 256
+IMAGE_PREDICT_BATCH = 64  # decoded images are large: keep the batches waiting in the queue small
+
+
+def n_rows(x) -> int:
+    if isinstance(x, dict):
+        return len(next(iter(x.values())))
+    return len(x)
+
+
+def take(x, indices):
+    """The rows `indices` of `x`, of the same kind."""
+    indices = np.asarray(indices, dtype=int)
+    if isinstance(x, ImageFiles):
+        return x.take(indices)
+    if isinstance(x, dict):
+        return {name: values[indices] for name, values in x.items()}
+    if isinstance(x, pd.DataFrame):  # raw table rows
+        return x.iloc[indices].reset_index(drop=True)
+    return x[indices]
+
+
+def head(x, count: int):
+    return take(x, np.arange(min(count, n_rows(x))))
+
+
+def _batches(x, y, batch_size: int, shuffle: bool, seed: int):
+    return ImageBatches(x, y, batch_size, shuffle=shuffle, seed=seed)
+
+
+def fit(model, x, y, batch_size: int, validation_data: tuple | None = None, seed: int = 0, **kwargs):
+    """`model.fit` on arrays, or on batches read from disk when `x` is image files."""
+    if isinstance(x, ImageFiles):
+        if validation_data is not None:
+            validation_data = _batches(*validation_data, IMAGE_PREDICT_BATCH, shuffle=False, seed=seed)
+        return model.fit(_batches(x, y, batch_size, shuffle=True, seed=seed), validation_data=validation_data,
+                         **kwargs)
+    return model.fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
+
+
+def predict(model, x) -> np.ndarray:
+    if isinstance(x, ImageFiles):
+        return model.predict(_batches(x, None, IMAGE_PREDICT_BATCH, shuffle=False, seed=0), verbose=0)
+    return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+
+
+def describe(x, schema) -> list[dict]:
+    """Each model input of encoded `x`: name, shape (per row), dtype, and what it holds."""
+    if isinstance(x, ImageFiles):
+        return [{"name": "features", "kind": "image", "shape": x.settings.shape, "dtype": "float32",
+                 "holds": "pixels 0..255 after decoding, colour conversion and resize/pad (pipeline.images)"}]
+    by_input = {c["input"]: c for c in schema.columns}
+    numeric = [c["name"] for c in schema.columns if c["kind"] == "numeric"]
+    parts = x if isinstance(x, dict) else {"features": x}
+    described = []
+    for name, values in parts.items():
+        entry = {"name": name, "shape": list(values.shape[1:]), "dtype": str(values.dtype)}
+        column = by_input.get(name) or (schema.columns[0] if schema.input_kind == "text" else None)
+        if column is not None:
+            words = len(column["vocabulary"])
+            ids = f"0: padding, 1: unknown word, 2..{words + 1}: vocabulary" if column["kind"] == "text" \
+                else f"0: unknown or missing, 1..{words}: vocabulary"
+            entry.update(kind=column["kind"], column=column["name"], ids=ids)
+        elif numeric:
+            entry.update(kind="numeric", columns=numeric)
+        else:
+            entry.update(kind=schema.input_kind, columns=schema.features)
+        described.append(entry)
+    return described
