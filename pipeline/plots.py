@@ -54,3 +54,45 @@ def augmentation_grid_png(originals: np.ndarray, variants: list[np.ndarray], pat
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def reliability_png(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str, bins: int = 10) -> dict:
+    """Calibration: accuracy against confidence per bin; returns the expected calibration error."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    centers, accuracy, counts = [], [], []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            centers.append(float(confidence[mask].mean()))
+            accuracy.append(float(correct[mask].mean()))
+            counts.append(int(mask.sum()))
+    ece = float(sum(n * abs(a - c) for n, a, c in zip(counts, accuracy, centers)) / max(1, len(confidence)))
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    ax.plot(centers, accuracy, marker="o", label=f"model (ECE {ece:.3f})")
+    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return {"expected_calibration_error": ece, "bins": [{"confidence": c, "accuracy": a, "rows": n}
+                                                        for c, a, n in zip(centers, accuracy, counts)]}
+
+
+def gallery_png(images: np.ndarray, captions: list[str], path: Path, title: str, columns: int = 5) -> None:
+    """Images in a grid, each with a caption (true / predicted / confidence)."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, caption in zip(axes.ravel(), images, captions):
+        image = np.asarray(image, dtype="float32")
+        low, high = float(image.min()), float(image.max())
+        image = (image - low) / (high - low) if high > low else np.zeros_like(image)
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        ax.set_title(caption, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

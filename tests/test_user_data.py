@@ -47,6 +47,8 @@ def test_mixed_parquet_table_runs_end_to_end_with_typed_columns(mixed_run):
     assert set(x_train) == {"numeric", "categorical_city", "categorical_plan", "text_note"}
     assert not np.isnan(x_train["numeric"]).any()  # missing ages filled
     assert results["validate"]["value"] > 0.7
+    slices = pd.read_csv(paths.validate / "slices.csv")
+    assert {"city", "plan", "age"} <= set(slices["column"])  # categories and numeric bins of the raw columns
     layers = (paths.design / "layers.md").read_text()
     assert "CategoryEncoding" in layers and "GlobalAveragePooling1D" in layers and "Normalization" in layers
 
@@ -104,6 +106,8 @@ def test_image_folder_trains_from_files_read_in_batches(image_run):
     assert 0.0 <= results["validate"]["value"] <= 1.0
     assert (paths.design / "augmentation_samples.png").stat().st_size > 1000
     assert schema.scaling == {"kind": "rescale", "scale": 1.0 / 127.5, "offset": -1.0}
+    assert (paths.validate / "worst_examples.png").stat().st_size > 1000
+    assert pd.read_csv(paths.validate / "worst_examples.csv")["file"].str.endswith(".png").all()
 
 
 def test_image_batches_decode_only_one_batch(image_run):

@@ -1,15 +1,24 @@
-"""Stage 7, validate: the chosen model on the held-out test split, against the goal."""
+"""Stage 7, validate: the chosen model on the held-out test split, against the goal.
+
+Writes the goal verdict with a bootstrap interval (how sure a verdict on this many test rows
+is), the task's standard metrics, and the error analysis: confusion matrix, the most confused
+classes, the worst test examples, calibration, and the weakest slices of the data.
+"""
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from pipeline import inputs, metrics
+from pipeline import analysis, inputs, metrics
 from pipeline.config import PipelineConfig
+from pipeline.images import ImageFiles
 from pipeline.models import load_model
-from pipeline.paths import Paths, load_splits, write_json
-from pipeline.plots import confusion_png, residuals_png
+from pipeline.paths import Paths, load_raw_split, load_splits, write_json
+from pipeline.plots import confusion_png, gallery_png, reliability_png, residuals_png
 from pipeline.tracking import StageRun
+
+WORST_EXAMPLES = 20
+BOOTSTRAP_ROUNDS = 1000
 
 
 class GoalMissed(SystemExit):
@@ -24,6 +33,9 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     goal = cfg.goal
     value = metrics.compute(goal.task, goal.metric, y_test, raw)
     met = metrics.goal_met(value, goal.threshold, goal.metric)
+    low, high = metrics.bootstrap_interval(goal.task, goal.metric, y_test, raw, BOOTSTRAP_ROUNDS, seed=cfg.split.seed)
+    interval_met = [metrics.goal_met(v, goal.threshold, goal.metric) for v in (low, high)]
+    sure = "sure" if interval_met[0] == interval_met[1] else "not sure: the 95% interval straddles the threshold"
     report = {
         "goal_met": met,
         "metric": goal.metric,
@@ -31,21 +43,31 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         "threshold": goal.threshold,
         "direction": goal.direction,
         "margin": metrics.margin(value, goal.threshold, goal.metric),
+        "interval_95": {"low": low, "high": high, "bootstrap_rounds": BOOTSTRAP_ROUNDS},
+        "verdict_certainty": sure,
         "test_rows": int(len(y_test)),
-        "all": metrics.task_metrics(goal.task, y_test, raw),
+        "all": metrics.report_metrics(goal.task, y_test, raw, schema.classes),
     }
     out = paths.validate
     out.mkdir(parents=True, exist_ok=True)
     _write_error_analysis(schema, y_test, raw, out)
+    report["analysis"] = _analyse(cfg, schema, y_test, raw, load_raw_split(paths, "test"), out)
     write_json(paths.metrics / "test.json", report)
 
-    tracker.log_metrics({goal.metric: value, "margin": report["margin"], **report["all"]})
+    scalars = {k: v for k, v in report["all"].items() if isinstance(v, float)}
+    scalars.update({f"residual_{k}": v for k, v in report["all"].get("residuals", {}).items()})
+    tracker.log_metrics({goal.metric: value, "margin": report["margin"], "interval_low": low, "interval_high": high,
+                         **scalars})
     tracker.set_tags({"goal_met": str(met).lower(), "verdict": "goal met" if met else "goal missed"})
     tracker.log_artifact(out)
     tracker.log_artifact(paths.metrics / "test.json")
     verdict = "MET" if met else "MISSED"
     sign = "<=" if goal.direction == "min" else ">="
-    print(f"validate: test {goal.metric} {value:.4f} (goal {sign} {goal.threshold}, margin {report['margin']:+.4f}): goal {verdict}")
+    print(f"validate: test {goal.metric} {value:.4f} (goal {sign} {goal.threshold}, margin {report['margin']:+.4f}): "
+          f"goal {verdict}; 95% interval [{low:.4f}, {high:.4f}] on {len(y_test)} rows ({sure})")
+    for weak in report["analysis"]["weakest_slices"][:3]:
+        print(f"validate: weak slice {weak['column']}={weak['value']} ({weak['rows']} rows): "
+              f"{weak['metric']} {weak['score']:.4f}")
     if not met and goal.fail_on_miss:
         tracker.close_pipeline("goal missed")
         raise GoalMissed(
@@ -80,6 +102,48 @@ def _write_error_analysis(schema, y_test: np.ndarray, raw: np.ndarray, out) -> N
     frame[["actual", "predicted"]].to_csv(out / "confusion.csv", index=False)
     matrix = confusion_matrix(y_test, labels, labels=np.arange(len(names)))
     confusion_png(matrix, list(names), out / "confusion.png", "test confusion matrix")
+
+
+def _analyse(cfg: PipelineConfig, schema, y_test: np.ndarray, raw: np.ndarray, raw_test, out) -> dict:
+    """Worst examples, calibration, confused pairs and weakest slices; pictures and CSVs into `out`."""
+    task, goal = schema.task, cfg.goal
+    scores = analysis.example_scores(task, y_test, raw)
+    worst = scores.sort_values("error", ascending=False, kind="stable").head(WORST_EXAMPLES)
+    table = raw_test if isinstance(raw_test, pd.DataFrame) else None
+    result: dict = {}
+    rows = worst.copy()
+    rows.insert(0, "test_row", worst.index)
+    if task in ("binary", "multiclass"):
+        names = np.asarray(schema.classes)
+        rows.insert(1, "true", names[y_test[worst.index]])
+        rows["predicted"] = names[worst["predicted_id"]]
+        rows = rows.drop(columns="predicted_id")
+        labels = scores["predicted_id"].to_numpy()
+        result["confused_pairs"] = analysis.confused_pairs(y_test, labels, schema.classes)
+        result["calibration"] = reliability_png(scores["confidence"].to_numpy(), (labels == y_test).astype(float),
+                                                out / "reliability.png", "test calibration (top class)")
+        normalised = confusion_matrix(y_test, labels, labels=np.arange(len(names)), normalize="true")
+        confusion_png(normalised.round(2), list(names), out / "confusion_normalised.png",
+                      "test confusion matrix (share of each true class)")
+    elif task == "regression":
+        rows.insert(1, "true", y_test[worst.index])
+    if isinstance(raw_test, ImageFiles):
+        rows["file"] = [raw_test.files[i] for i in worst.index]
+        shown = worst.index[:10]
+        captions = [f"{rows.loc[i, 'true']} -> {rows.loc[i, 'predicted']}\n({rows.loc[i, 'confidence']:.2f})"
+                    if "predicted" in rows else f"row {i}" for i in shown]
+        gallery_png(raw_test.read(shown), captions, out / "worst_examples.png", "worst test examples: true -> predicted")
+    elif table is not None:
+        rows = pd.concat([rows.reset_index(drop=True), table.iloc[worst.index].reset_index(drop=True)], axis=1)
+    elif schema.input_kind == "tabular" and schema.features:
+        # arrays of a table: add the feature values, the row a user can look up
+        values = np.asarray(raw_test)[worst.index]
+        rows = pd.concat([rows.reset_index(drop=True), pd.DataFrame(values, columns=schema.features)], axis=1)
+    rows.to_csv(out / "worst_examples.csv", index=False)
+    slices = analysis.slice_metrics(task, goal.metric, y_test, np.asarray(raw), schema.classes, table)
+    slices.to_csv(out / "slices.csv", index=False)
+    result["weakest_slices"] = slices.head(5).to_dict(orient="records")
+    return result
 
 
 if __name__ == "__main__":
