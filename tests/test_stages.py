@@ -184,3 +184,19 @@ def test_kill_9_during_the_search_then_rerun_resumes_it(tmp_path):
     assert len(trials) == 6 and trials["trial"].is_unique
     resumed = {f"trial_{t}" for t in trials.loc[trials["resumed"], "trial"].astype(str)}
     assert done_before <= resumed
+
+
+def test_export_writes_a_saved_model_that_serves_the_same_outputs(breast_cancer_run):
+    tf = pytest.importorskip("tensorflow")
+    _, paths, results = breast_cancer_run
+    assert results["export"]["saved_model"].endswith("artifacts/export/saved_model")
+    served = tf.saved_model.load(str(paths.export / "saved_model"))
+    x = np.load(paths.prepared / "data.npz")["x"][:4].astype("float32")
+    chosen = keras.saving.load_model(paths.redesign / "model.keras")
+    assert np.allclose(served.serve(x).numpy(), chosen.predict(x, verbose=0), atol=1e-5)
+
+
+def test_chosen_models_learning_curves_are_written(breast_cancer_run):
+    _, paths, _ = breast_cancer_run
+    curves = pd.read_csv(paths.redesign / "curves.csv")
+    assert list(curves["epoch"]) == list(range(1, len(curves) + 1)) and {"loss", "val_loss"} <= set(curves.columns)

@@ -248,7 +248,9 @@ def ensemble_candidate(candidates: list[Candidate], schema: Schema, splits: dict
     model = ensemble_of([m.model for m in members])
     value, loss = score_candidate(model, goal.task, goal.metric, splits["validation"])
     design = {"family": "ensemble", "members": [m.design for m in members]}
-    return Candidate(round_no, design, {"family": "ensemble", "members": len(members)}, value, {}, model, loss)
+    # An average has no training run of its own: its curves are those of its best member.
+    return Candidate(round_no, design, {"family": "ensemble", "members": len(members)}, value, members[0].curves,
+                     model, loss)
 
 
 def ensemble_of(models: list[keras.Model]) -> keras.Model:

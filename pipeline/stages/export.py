@@ -59,10 +59,17 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     if not np.allclose(numeric.reshape(expected.shape), expected, atol=1e-5):
         raise RuntimeError("export: the reloaded model predicts differently from the chosen model")
 
+    saved_model = None
+    if keras.backend.backend() == "tensorflow":
+        # For TF Serving; the .keras file stays the source of truth (any backend, safe mode).
+        model.export(str(out / "saved_model"), format="tf_saved_model", verbose=False)
+        saved_model = str((out / "saved_model").relative_to(paths.root))
+
     test = read_json(paths.metrics / "test.json")
     manifest = {
         "model": str((out / "model.keras").relative_to(paths.root)),
         "schema": str((out / "schema.json").relative_to(paths.root)),
+        "saved_model": saved_model or "not written: a TensorFlow SavedModel needs KERAS_BACKEND=tensorflow",
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),
         "goal_met": test["goal_met"],

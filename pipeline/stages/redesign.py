@@ -28,7 +28,15 @@ from pipeline.tracking import StageRun
 def _keep_trained(paths: Paths, initial: dict) -> None:
     """The trained initial design stays the chosen model."""
     shutil.copy(paths.train / "model.keras", paths.redesign / "model.keras")
+    shutil.copy(paths.train / "history.csv", paths.redesign / "curves.csv")
     write_json(paths.redesign / "design.json", initial)
+
+
+def write_curves(curves: dict, path) -> None:
+    """The chosen model's learning curves (per epoch), for `dvc plots`."""
+    frame = pd.DataFrame({name: pd.Series(values, dtype="float64") for name, values in curves.items()})
+    frame.insert(0, "epoch", range(1, len(frame) + 1))
+    frame.to_csv(path, index=False)
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
@@ -60,7 +68,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         "searched", "trials", "chosen", "validation", "goal_met_on_validation")})
     tracker.log_metrics({"validation": summary["validation"], "trials": summary["trials"]})
     tracker.set_tags({"redesign.chosen": summary["chosen"], "redesign.reason": summary["reason"]})
-    for name in ("summary.json", "trials.csv", "history.json", "history.md"):
+    for name in ("summary.json", "trials.csv", "history.json", "history.md", "curves.csv"):
         tracker.log_artifact(out / name)
     print(f"redesign: kept the {summary['chosen']} model ({summary['reason']}); "
           f"validation {cfg.goal.metric} {summary['validation']:.4f}")
@@ -97,6 +105,7 @@ def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, ini
                 "reason": f"no searched design or ensemble beat the trained one ({outcome.stop_reason})"}
 
     best.model.save(paths.redesign / "model.keras")
+    write_curves(best.curves, paths.redesign / "curves.csv")
     write_json(paths.redesign / "design.json", best.design)
     ensembles = [c.validation for c in outcome.candidates if c.design["family"] == "ensemble"]
     if ensembles:
