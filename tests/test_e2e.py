@@ -44,6 +44,11 @@ def test_dvc_repro_end_to_end(repo):
     assert test["margin"] == pytest.approx(test["value"] - 1.0)
     summary = json.loads((repo / "artifacts" / "redesign" / "summary.json").read_text())
     assert summary["searched"] and summary["trials"] == 2
+    # error analysis of digits: a gallery of the worst test images, and every DVC plot file present
+    assert (repo / "artifacts" / "validate" / "worst_examples.png").stat().st_size > 1000
+    for plot in ("artifacts/redesign/curves.csv", "artifacts/validate/reliability.png",
+                 "artifacts/validate/confusion_normalised.png"):
+        assert (repo / plot).is_file(), plot
 
     predicted = run([sys.executable, "-m", "pipeline", "predict", "--input", "artifacts/export/sample_input.csv",
                      "--output", "preds.csv"], repo)

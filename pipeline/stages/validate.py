@@ -127,12 +127,15 @@ def _analyse(cfg: PipelineConfig, schema, y_test: np.ndarray, raw: np.ndarray, r
                       "test confusion matrix (share of each true class)")
     elif task == "regression":
         rows.insert(1, "true", y_test[worst.index])
-    if isinstance(raw_test, ImageFiles):
-        rows["file"] = [raw_test.files[i] for i in worst.index]
+    if schema.input_kind == "image":
         shown = worst.index[:10]
-        captions = [f"{rows.loc[i, 'true']} -> {rows.loc[i, 'predicted']}\n({rows.loc[i, 'confidence']:.2f})"
-                    if "predicted" in rows else f"row {i}" for i in shown]
-        gallery_png(raw_test.read(shown), captions, out / "worst_examples.png", "worst test examples: true -> predicted")
+        if isinstance(raw_test, ImageFiles):
+            rows["file"] = [raw_test.files[i] for i in worst.index]
+            images = raw_test.read(shown)
+        else:
+            images = np.asarray(raw_test)[shown]
+        gallery_png(images, [_caption(rows, i) for i in shown], out / "worst_examples.png",
+                    "worst test examples: true -> predicted")
     elif table is not None:
         rows = pd.concat([rows.reset_index(drop=True), table.iloc[worst.index].reset_index(drop=True)], axis=1)
     elif schema.input_kind == "tabular" and schema.features:
@@ -144,6 +147,14 @@ def _analyse(cfg: PipelineConfig, schema, y_test: np.ndarray, raw: np.ndarray, r
     slices.to_csv(out / "slices.csv", index=False)
     result["weakest_slices"] = slices.head(5).to_dict(orient="records")
     return result
+
+
+def _caption(rows: pd.DataFrame, i: int) -> str:
+    if "confidence" in rows:
+        return f"{rows.loc[i, 'true']} -> {rows.loc[i, 'predicted']}\n({rows.loc[i, 'confidence']:.2f})"
+    if "predicted" in rows:
+        return f"{rows.loc[i, 'true']:.3g} -> {rows.loc[i, 'predicted']:.3g}"
+    return f"test row {i}"
 
 
 if __name__ == "__main__":
