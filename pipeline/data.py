@@ -273,7 +273,7 @@ def _load_table(cfg: DataConfig, task: str, path: Path, like: Schema | None = No
         if len(features) != 1 or not images:
             raise DataError(f"{path}: image input reads one image-path column; features are {kinds} "
                             "(mixing images with other columns is not supported)")
-        files = [_relative_to(path, value, row) for row, value in enumerate(frame[images[0]])]
+        files = [image_path(path, value, row) for row, value in enumerate(frame[images[0]])]
         return _image_dataset(cfg, files, y, common, groups, time, like)
     if cfg.input_kind == "text":
         texts = [name for name, kind in kinds.items() if kind == "text"]
@@ -305,7 +305,8 @@ def _typed(frame: pd.DataFrame, specs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(typed)
 
 
-def _relative_to(table: Path, value, row: int) -> str:
+def image_path(table: Path, value, row: int) -> str:
+    """An image-path cell as a file path: relative paths are relative to the table's folder."""
     if pd.isna(value):
         raise DataError(f"{table}: image path missing at row {row}")
     candidate = Path(str(value))
@@ -329,14 +330,11 @@ def _time_values(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
 
 def _numeric_block(frame: pd.DataFrame, features: list[str], where: str) -> np.ndarray:
     """Numeric feature columns as float32 with no gaps, naming the first bad column and row."""
+    columns_lib.check_values(frame, [{"name": c, "kind": "numeric", "missing": "mean"} for c in features], where)
     for column in features:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() & frame[column].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{where}: column '{column}' must be numeric; row {row} holds {frame[column].iloc[row]!r}")
-        if values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        gaps = frame[column].isna()
+        if gaps.any():
+            row = int(np.flatnonzero(gaps.to_numpy())[0])
             raise DataError(f"{where}: column '{column}' has a missing value at row {row} "
                             "(sequences need every step; fill the gaps first)")
     return frame[features].apply(pd.to_numeric).to_numpy(dtype="float32")

@@ -38,23 +38,19 @@ def head(x, count: int):
     return take(x, np.arange(min(count, n_rows(x))))
 
 
-def _batches(x, y, batch_size: int, shuffle: bool, seed: int):
-    return ImageBatches(x, y, batch_size, shuffle=shuffle, seed=seed)
-
-
 def fit(model, x, y, batch_size: int, validation_data: tuple | None = None, seed: int = 0, **kwargs):
     """`model.fit` on arrays, or on batches read from disk when `x` is image files."""
     if isinstance(x, ImageFiles):
         if validation_data is not None:
-            validation_data = _batches(*validation_data, IMAGE_PREDICT_BATCH, shuffle=False, seed=seed)
-        return model.fit(_batches(x, y, batch_size, shuffle=True, seed=seed), validation_data=validation_data,
+            validation_data = ImageBatches(*validation_data, IMAGE_PREDICT_BATCH)
+        return model.fit(ImageBatches(x, y, batch_size, shuffle=True, seed=seed), validation_data=validation_data,
                          **kwargs)
     return model.fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
 
 
 def predict(model, x) -> np.ndarray:
     if isinstance(x, ImageFiles):
-        return model.predict(_batches(x, None, IMAGE_PREDICT_BATCH, shuffle=False, seed=0), verbose=0)
+        return model.predict(ImageBatches(x, None, IMAGE_PREDICT_BATCH), verbose=0)
     return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
 
 

@@ -145,24 +145,28 @@ def model_inputs(x, schema):
     return x
 
 
-def load_raw_split(paths: Paths, name: str):
-    """The raw features of one split, before any encoding: what a user would pass to predict."""
-    from pipeline.inputs import take
-
-    return take(load_prepared(paths).x, np.load(paths.split / "indices.npz")[name])
-
-
-def load_splits(paths: Paths) -> tuple[dict, object]:
-    """{split name: (model inputs, y)} using the persisted split indices, plus the fitted schema."""
+def _load_rows(paths: Paths, names) -> tuple[dict, object]:
+    """{name: (raw features, model inputs, y)} for the named splits, from one read, plus the fitted schema."""
     from pipeline.data import Schema
     from pipeline.inputs import take
 
     dataset = load_prepared(paths)
     schema = Schema.from_json(paths.split / "schema.json")
     indices = np.load(paths.split / "indices.npz")
-    x = dataset.x
-    splits = {}
-    for name in SPLITS:
-        rows = indices[name]
-        splits[name] = (model_inputs(take(x, rows), schema), dataset.y[rows])
-    return splits, schema
+    parts = {}
+    for name in names:
+        raw = take(dataset.x, indices[name])
+        parts[name] = (raw, model_inputs(raw, schema), dataset.y[indices[name]])
+    return parts, schema
+
+
+def load_splits(paths: Paths) -> tuple[dict, object]:
+    """{split name: (model inputs, y)} using the persisted split indices, plus the fitted schema."""
+    parts, schema = _load_rows(paths, SPLITS)
+    return {name: (x, y) for name, (_, x, y) in parts.items()}, schema
+
+
+def load_test_split(paths: Paths):
+    """(raw features, as a user would pass them to predict; model inputs; y; schema) of the test split."""
+    parts, schema = _load_rows(paths, ("test",))
+    return (*parts["test"], schema)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import inputs
-from pipeline.data import DataError, Schema, read_table
+from pipeline.data import DataError, Schema, image_path, read_table
 from pipeline.features import check_values, encode
 from pipeline.images import ImageFiles, is_image_name
 
@@ -85,7 +85,7 @@ def _table_inputs(frame: pd.DataFrame, schema: Schema, path: Path):
         raise DataError(f"predict: {path} lacks column(s) {absent}; the model expects {schema.features}")
     if schema.reads_files:
         column = schema.features[0]
-        files = [str(Path(v) if Path(str(v)).is_absolute() else path.parent / str(v)) for v in frame[column]]
+        files = [image_path(path, value, row) for row, value in enumerate(frame[column])]
         return ImageFiles(tuple(files), schema.image_settings())
     check_values(frame, schema.columns, str(path))
     return encode(frame, schema.columns, schema.input_kind)

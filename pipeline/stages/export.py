@@ -11,7 +11,7 @@ from pipeline import inputs
 from pipeline.config import PipelineConfig
 from pipeline.images import ImageFiles
 from pipeline.models import load_model
-from pipeline.paths import Paths, load_raw_split, load_splits, read_json, write_json
+from pipeline.paths import Paths, load_test_split, read_json, write_json
 from pipeline.predict import pixel_columns, predict_file
 from pipeline.tracking import StageRun
 
@@ -38,7 +38,7 @@ def write_sample(raw, schema, out: Path) -> Path:
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
-    splits, schema = load_splits(paths)
+    raw_test, x_test, _, schema = load_test_split(paths)
     out = paths.export
     if out.exists():
         shutil.rmtree(out)
@@ -48,10 +48,10 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     schema.to_json(out / "schema.json")
 
     # A sample of raw test rows, predicted through the same path users call, as a smoke check.
-    sample = write_sample(inputs.head(load_raw_split(paths, "test"), SAMPLE_ROWS), schema, out)
+    sample = write_sample(inputs.head(raw_test, SAMPLE_ROWS), schema, out)
     predicted = predict_file(out / "model.keras", sample)
     predicted.to_csv(out / "sample_predictions.csv", index=False)
-    expected = inputs.predict(model, inputs.head(splits["test"][0], SAMPLE_ROWS))
+    expected = inputs.predict(model, inputs.head(x_test, SAMPLE_ROWS))
     shown = predicted.drop(columns=[c for c in ("file", "prediction") if c in predicted.columns])
     numeric = shown.to_numpy() if schema.task != "regression" else predicted[["prediction"]].to_numpy()
     if schema.task == "binary":

@@ -13,7 +13,7 @@ from pipeline import analysis, inputs, metrics
 from pipeline.config import PipelineConfig
 from pipeline.images import ImageFiles
 from pipeline.models import load_model
-from pipeline.paths import Paths, load_raw_split, load_splits, write_json
+from pipeline.paths import Paths, load_test_split, write_json
 from pipeline.plots import confusion_png, gallery_png, reliability_png, residuals_png
 from pipeline.tracking import StageRun
 
@@ -26,8 +26,7 @@ class GoalMissed(SystemExit):
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
-    splits, schema = load_splits(paths)
-    x_test, y_test = splits["test"]
+    raw_test, x_test, y_test, schema = load_test_split(paths)
     model = load_model(paths.redesign / "model.keras")
     raw = inputs.predict(model, x_test)
     goal = cfg.goal
@@ -51,7 +50,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     out = paths.validate
     out.mkdir(parents=True, exist_ok=True)
     _write_error_analysis(schema, y_test, raw, out)
-    report["analysis"] = _analyse(cfg, schema, y_test, raw, load_raw_split(paths, "test"), out)
+    report["analysis"] = _analyse(cfg, schema, y_test, raw, raw_test, out)
     write_json(paths.metrics / "test.json", report)
 
     scalars = {k: v for k, v in report["all"].items() if isinstance(v, float)}
