@@ -8,6 +8,7 @@ before any data is touched, with a message naming the key, the bad value and wha
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
 
@@ -512,6 +513,17 @@ class TrackingConfig(_Strict):
     enabled: bool = True
     uri: str | None = None
     experiment: str = "automl-pipeline"
+    # The export stage logs the model (raw rows in, predictions out) and registers it under this
+    # name; null: "automl-<data.source>". Alias `champion` only when the goal is met.
+    register_model: bool = True
+    model_name: str | None = None
+
+    @model_validator(mode="after")
+    def _model_name_fits_uri(self) -> TrackingConfig:
+        if self.model_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.model_name):
+            raise _KeyError("tracking.model_name", self.model_name,
+                            "letters, digits, '_', '.', '-' (the name goes into models:/ URIs)")
+        return self
 
 
 class PipelineConfig(_Strict):

@@ -156,11 +156,15 @@ def encode(frame: pd.DataFrame, specs: list[dict], input_kind: str):
 
 
 def text_ids(values, spec: dict) -> np.ndarray:
-    """Token ids, truncated or padded (with 0) to the spec's sequence length."""
+    """Token ids, truncated or padded (with 0) to the spec's sequence length.
+
+    An empty text becomes one unknown token: the model averages the unmasked word embeddings,
+    and an all-padding row would make that average 0/0.
+    """
     index = {t: i + 2 for i, t in enumerate(spec["vocabulary"])}
     length = spec["sequence_length"]
     ids = np.zeros((len(values), length), dtype="int32")
     for row, value in enumerate(values):
-        found = [index.get(t, UNKNOWN) for t in tokens(value)][:length]
+        found = [index.get(t, UNKNOWN) for t in tokens(value)][:length] or [UNKNOWN]
         ids[row, : len(found)] = found
     return ids

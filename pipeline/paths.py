@@ -71,6 +71,10 @@ class Paths:
     def export(self) -> Path:
         return self.artifacts / "export"
 
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
 
 def write_json(path: Path, payload) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -96,3 +96,20 @@ def gallery_png(images: np.ndarray, captions: list[str], path: Path, title: str,
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def curves_png(curves, path: Path, title: str) -> None:
+    """Learning curves per epoch: losses on the left, other metrics (e.g. val_goal) on the right."""
+    losses = [c for c in curves.columns if c != "epoch" and "loss" in c]
+    others = [c for c in curves.columns if c != "epoch" and c not in losses and c != "learning_rate"]
+    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(10 if others else 5.5, 3.6), squeeze=False)
+    for ax, names, label in zip(axes[0], (losses, others), ("loss", "metric")):
+        for name in names:
+            ax.plot(curves["epoch"], curves[name], marker="o", markersize=3, label=name)
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -49,12 +49,7 @@ def read_input(path: str | Path, schema: Schema):
         raise DataError(f"predict: input not found: {path}")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".parquet", ".pq"):
-        frame = read_table(path, "predict")
-        if schema.columns or schema.reads_files:
-            return _table_inputs(frame, schema, path), None
-        if schema.input_kind == "tabular":
-            return _columns_as_array(frame, schema.features, path), None
-        return _fit_shape(frame.to_numpy(dtype="float32"), schema, path), None
+        return frame_inputs(read_table(path, "predict"), schema, path), None
     if suffix in (".npy", ".npz"):
         if schema.columns or schema.reads_files:
             raise DataError(f"predict: this model reads {'images' if schema.reads_files else 'table columns'} "
@@ -65,6 +60,18 @@ def read_input(path: str | Path, schema: Schema):
         return _fit_shape(np.asarray(loaded, dtype="float32"), schema, path), None
     raise DataError(f"predict: unsupported input {path.name}; use .csv, .parquet, .npy, .npz"
                     + (", an image file or a folder of images" if schema.reads_files else ""))
+
+
+def frame_inputs(frame: pd.DataFrame, schema: Schema, source: Path):
+    """Model inputs from a table of raw rows: typed columns encoded, numeric columns, or flat arrays.
+
+    `source` names the rows in error messages and anchors relative image paths.
+    """
+    if schema.columns or schema.reads_files:
+        return _table_inputs(frame, schema, source)
+    if schema.input_kind == "tabular":
+        return _columns_as_array(frame, schema.features, source)
+    return _fit_shape(frame.to_numpy(dtype="float32"), schema, source)
 
 
 def _image_files(path: Path, schema: Schema):

@@ -121,10 +121,11 @@ def _experiment_id(mlflow, cfg: PipelineConfig) -> str:
     experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is not None:
         return experiment.experiment_id
-    # Explicit artifact root beside the store: a relative default would land in a DVC temp copy.
-    root = repo_root() / "mlartifacts"
+    # Explicit artifact root beside the sqlite store: a relative default would land in a DVC temp copy.
     uri = tracking_uri(cfg)
-    location = root.as_uri() if uri.startswith("sqlite:") else None
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
     return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location)
 
 

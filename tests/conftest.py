@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 from pipeline.config import compose_params, validate_config  # noqa: E402
 from pipeline.paths import Paths  # noqa: E402
 from pipeline.tracking import StageRun  # noqa: E402
+from tests.datagen import image_folder, mixed_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -37,7 +38,7 @@ def run_stages(cfg, paths: Paths, names) -> dict:
     return results
 
 
-ALL_STAGES = ("goal", "prepare", "split", "design", "train", "redesign", "validate", "export")
+ALL_STAGES = ("goal", "prepare", "split", "design", "train", "redesign", "validate", "export", "report")
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +46,37 @@ def breast_cancer_run(tmp_path_factory):
     """A whole tiny pipeline on breast_cancer, shared by tests that only read its outputs."""
     cfg = make_config("data=breast_cancer", *TINY)
     paths = Paths(tmp_path_factory.mktemp("breast_cancer"))
+    return cfg, paths, run_stages(cfg, paths, ALL_STAGES)
+
+
+@pytest.fixture(scope="session")
+def mixed_run(tmp_path_factory):
+    """A typed Parquet table (numeric, categorical, text columns with gaps): multiclass."""
+    root = tmp_path_factory.mktemp("mixed")
+    mixed_table().to_parquet(root / "table.parquet")
+    cfg = make_config("data=parquet", f"data.path={root / 'table.parquet'}", "data.target=label",
+                      "data.columns={plan: categorical}", "goal.threshold=0.8", *TINY)
+    paths = Paths(root / "run")
+    return cfg, paths, run_stages(cfg, paths, ALL_STAGES)
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory):
+    """A folder of image files of mixed sizes, one sub-folder per class."""
+    root = tmp_path_factory.mktemp("images")
+    image_folder(root / "photos", per_class=10, sizes=[(16, 16), (20, 14)])
+    cfg = make_config("data=images", f"data.path={root / 'photos'}", "data.image.size=[12,12]",
+                      "data.image.mode=pad", "data.image.fill=noise", "data.image.scaling=symmetric",
+                      "augment.crop=0.1", "augment.brightness=0.2", *TINY)
+    paths = Paths(root / "run")
+    return cfg, paths, run_stages(cfg, paths, ALL_STAGES), root
+
+
+@pytest.fixture(scope="session")
+def diabetes_search_run(tmp_path_factory):
+    """Regression with an unreachable goal, so the redesign search runs (one round, 2 trials)."""
+    cfg = make_config("data=diabetes", "goal.threshold=0.99", *TINY)
+    paths = Paths(tmp_path_factory.mktemp("diabetes"))
     return cfg, paths, run_stages(cfg, paths, ALL_STAGES)
 
 

@@ -36,7 +36,7 @@ def test_dvc_repro_end_to_end(repo):
     params = compose_params(["goal.threshold=1.0", *TINY_E2E], REPO / "conf")
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro"], repo).stdout
-    for stage in ("goal", "prepare", "split", "design", "train", "redesign", "validate", "export"):
+    for stage in ("goal", "prepare", "split", "design", "train", "redesign", "validate", "export", "report"):
         assert f"Running stage '{stage}'" in out
 
     test = json.loads((repo / "metrics" / "test.json").read_text())
@@ -65,7 +65,7 @@ def test_dvc_repro_end_to_end(repo):
     parent = parents[0]
     assert parent.data.tags["goal_met"] == "false" and parent.data.tags["pipeline_state"] == "closed"
     assert parent.data.metrics["validate.accuracy"] == pytest.approx(test["value"])
-    assert all(parent.data.tags[f"stage.{s}"] == "done" for s in ("goal", "train", "redesign", "export"))
+    assert all(parent.data.tags[f"stage.{s}"] == "done" for s in ("goal", "train", "redesign", "export", "report"))
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     trials = [r for r in children if r.data.tags["kind"] == "redesign-trial"]
     assert len(trials) == 2 and all("learning_rate" in t.data.params for t in trials)
@@ -73,7 +73,12 @@ def test_dvc_repro_end_to_end(repo):
     full = [r for r in children if r.data.tags["kind"] == "redesign-full-training"]
     assert len(full) == 1 and full[0].data.tags["data_fraction"] == "1.0"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"model", "validate", "train", "redesign"} <= artifacts
+    assert {"model", "validate", "train", "redesign", "report"} <= artifacts
+    assert "Goal missed" in (repo / "reports" / "index.html").read_text()
+    # the goal was missed: the registered version is tagged so, and there is no champion
+    version = client.get_model_version("automl-digits", "1")
+    assert version.tags["goal_missed"] == "true" and version.run_id == parent.info.run_id
+    assert not client.get_registered_model("automl-digits").aliases
     redesign_files = {a.path for a in client.list_artifacts(parent.info.run_id, "redesign")}
     assert {"redesign/history.json", "redesign/history.md", "redesign/trials.csv"} <= redesign_files
 

@@ -79,10 +79,8 @@ def test_validate_and_export(breast_cancer_run):
     assert len(pd.read_csv(paths.export / "sample_predictions.csv")) == 5
 
 
-def test_regression_pipeline_searches_when_goal_is_missed(tmp_path):
-    cfg = make_config("data=diabetes", "goal.threshold=0.99", *TINY)
-    paths = Paths(tmp_path)
-    results = run_stages(cfg, paths, ALL_STAGES[:-1])
+def test_regression_pipeline_searches_when_goal_is_missed(diabetes_search_run):
+    _, paths, results = diabetes_search_run
     summary = results["redesign"]
     assert summary["searched"] and summary["trials"] == 2 and summary["stop_reason"] == "trial budget spent"
     assert summary["rounds"] == 1

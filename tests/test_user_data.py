@@ -27,16 +27,6 @@ def _run(tmp_path, *overrides):
     return cfg, paths, run_stages(cfg, paths, ALL_STAGES)
 
 
-@pytest.fixture(scope="module")
-def mixed_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mixed")
-    mixed_table().to_parquet(root / "table.parquet")
-    cfg = make_config("data=parquet", f"data.path={root / 'table.parquet'}", "data.target=label",
-                      "data.columns={plan: categorical}", "goal.threshold=0.8", *TINY)
-    paths = Paths(root / "run")
-    return cfg, paths, run_stages(cfg, paths, ALL_STAGES)
-
-
 def test_mixed_parquet_table_runs_end_to_end_with_typed_columns(mixed_run):
     cfg, paths, results = mixed_run
     kinds = {c["name"]: c["kind"] for c in results["prepare"].columns}
@@ -70,6 +60,7 @@ def test_predict_takes_raw_rows_with_gaps_and_unseen_categories(mixed_run, tmp_p
     rows = mixed_table(rows=6, seed=3).drop(columns="label")
     rows.loc[0, "city"] = "marseille"  # never seen in training: the unknown id
     rows.loc[1, "age"] = np.nan
+    rows.loc[2, "note"] = None  # no words at all: still a finite prediction
     rows.to_csv(tmp_path / "rows.csv", index=False)
     predicted = predict_file(paths.export / "model.keras", tmp_path / "rows.csv")
     assert len(predicted) == 6 and set(predicted["prediction"]) <= {"basic", "plus", "pro"}
@@ -83,17 +74,6 @@ def test_csv_source_reads_the_same_table(tmp_path):
     ds = load_dataset(cfg.data, "multiclass")
     assert isinstance(ds.x, pd.DataFrame) and ds.schema.classes == ["basic", "plus", "pro"]
     assert {c["name"]: c["missing"] for c in ds.schema.columns}["age"] == "median"
-
-
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    image_folder(root / "photos", per_class=10, sizes=[(16, 16), (20, 14)])
-    cfg = make_config("data=images", f"data.path={root / 'photos'}", "data.image.size=[12,12]",
-                      "data.image.mode=pad", "data.image.fill=noise", "data.image.scaling=symmetric",
-                      "augment.crop=0.1", "augment.brightness=0.2", *TINY)
-    paths = Paths(root / "run")
-    return cfg, paths, run_stages(cfg, paths, ALL_STAGES), root
 
 
 def test_image_folder_trains_from_files_read_in_batches(image_run):

@@ -1,4 +1,9 @@
-"""Stage 8, export: the chosen model as .keras (preprocessing inside), its schema and a sample."""
+"""Stage 8, export: the chosen model as .keras (preprocessing inside), its schema and a sample.
+
+With tracking on, the model is also logged to MLflow as a pyfunc that takes raw rows (signature
+and input example included) and registered: alias `champion` if the goal is met, else the
+version is tagged `goal_missed`.
+"""
 
 import shutil
 from pathlib import Path
@@ -7,12 +12,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from pipeline import inputs
+from pipeline import inputs, registry
 from pipeline.config import PipelineConfig
 from pipeline.images import ImageFiles
 from pipeline.models import load_model
 from pipeline.paths import Paths, load_test_split, read_json, write_json
-from pipeline.predict import pixel_columns, predict_file
+from pipeline.predict import frame_inputs, pixel_columns, predict_file, predictions_frame
 from pipeline.tracking import StageRun
 
 SAMPLE_ROWS = 5
@@ -66,6 +71,9 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         saved_model = str((out / "saved_model").relative_to(paths.root))
 
     test = read_json(paths.metrics / "test.json")
+    registered = None
+    if tracker.enabled and cfg.tracking.register_model:
+        registered = _register(cfg, model, schema, inputs.head(raw_test, SAMPLE_ROWS), out, tracker, test)
     manifest = {
         "model": str((out / "model.keras").relative_to(paths.root)),
         "schema": str((out / "schema.json").relative_to(paths.root)),
@@ -75,12 +83,25 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         "goal_met": test["goal_met"],
         "test_value": test["value"],
         "predict": f"python -m pipeline predict --model {out / 'model.keras'} --input {sample}",
+        "registered": registered or "not registered: tracking.enabled and tracking.register_model are needed",
     }
     write_json(out / "manifest.json", manifest)
     tracker.log_artifact(out, "model")
-    tracker.close_pipeline("goal met" if test["goal_met"] else "goal missed")
     print(f"export: {manifest['model']} ({'goal met' if test['goal_met'] else 'goal missed'}); try: {manifest['predict']}")
+    if registered:
+        state = f"alias {registry.CHAMPION}" if registered["alias"] else f"tagged {registry.GOAL_MISSED_TAG}"
+        print(f"export: registered {registered['uri']} ({state}); serve: {registered['serve'] or 'no champion yet'}")
     return manifest
+
+
+def _register(cfg: PipelineConfig, model, schema, raw_sample, out: Path, tracker: StageRun, test: dict) -> dict:
+    """Log the raw-rows pyfunc with a signature and input example, register it, set alias or tag."""
+    example = registry.serving_example(raw_sample, schema)
+    predictions = predictions_frame(inputs.predict(model, frame_inputs(example, schema, out)), schema)
+    name = registry.model_name(cfg)
+    info = registry.log_serving_model(tracker.mlflow, out, example, predictions, name)
+    return registry.mark_version(tracker.mlflow.MlflowClient(), name, info.registered_model_version,
+                                 test["goal_met"], test["metric"], test["value"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,182 @@
+"""Stage 9, report: `reports/index.html`, one self-contained page about the run, logged to MLflow.
+
+Goal and verdict first; then the data, the chosen architecture, the redesign history, the test
+metrics, the error analysis and the deployment. Built only from the other stages' files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import keras
+import pandas as pd
+
+from pipeline.config import PipelineConfig
+from pipeline.data import Schema
+from pipeline.models import layer_table, load_model
+from pipeline.paths import Paths, read_json, replaced_dir
+from pipeline.plots import curves_png
+from pipeline.report import Section, code, image, pairs, paragraph, render, table, text, verdict_header
+from pipeline.tracking import StageRun, tracking_uri
+
+TRIALS_SHOWN, WORST_SHOWN = 15, 10
+
+
+def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
+    test = read_json(paths.metrics / "test.json")
+    schema = Schema.from_json(paths.split / "schema.json")
+    with replaced_dir(paths.reports) as out:
+        curves = paths.redesign / "curves.csv"
+        if curves.is_file():
+            curves_png(pd.read_csv(curves), out / "curves.png", "learning curves of the chosen model")
+        sections = [
+            data_section(paths, schema),
+            architecture_section(paths),
+            redesign_section(paths, out, cfg.goal.metric),
+            metrics_section(test, schema.task),
+            error_section(paths, test),
+            deployment_section(paths, cfg, tracker),
+        ]
+        title = f"{cfg.data.source}: {cfg.goal.task}, {cfg.goal.metric} goal - run report"
+        footer = (f"Generated {datetime.datetime.now().astimezone().isoformat(timespec='seconds')} with Keras "
+                  f"{text(keras.__version__)} ({text(keras.backend.backend())} backend).")
+        page = render(title, verdict_header(test, cfg.data.source, cfg.goal.task), sections, footer)
+        (out / "index.html").write_text(page, encoding="utf-8")
+    report = paths.reports / "index.html"
+    tracker.log_artifact(paths.reports, "report")
+    tracker.close_pipeline("goal met" if test["goal_met"] else "goal missed")
+    print(f"report: {report} ({len(page) // 1024} KiB, {page.count('<img ')} pictures embedded)")
+    return {"path": str(report), "bytes": len(page), "pictures": page.count("<img ")}
+
+
+def data_section(paths: Paths, schema: Schema) -> Section:
+    split = read_json(paths.split / "summary.json")
+    facts = {"source": schema.source, "task": schema.task, "input": schema.input_kind,
+             "model input shape": "x".join(map(str, schema.input_shape)), "rows": schema.n_rows,
+             "feature columns": len(schema.features)}
+    if schema.classes:
+        facts["classes" if schema.task != "multilabel" else "labels"] = ", ".join(schema.classes)
+    facts["split"] = f"{split['method']} (seed {split['seed']})"
+    section = Section("data", "Data").add(pairs(facts), "<h3>Split</h3>", table([split["rows"]]))
+    duplicates = split.get("duplicates_of_train_rows") or {}
+    if any(duplicates.values()):
+        section.add(paragraph(f"Warning: rows that exactly duplicate a training row: {duplicates}"))
+    counts = split.get("class_counts")
+    if counts:
+        section.add("<h3>Class balance</h3>",
+                    table(pd.DataFrame(counts).rename_axis("class").reset_index()))
+    if schema.columns:
+        section.add("<h3>Columns</h3>", table([
+            {"column": c["name"], "kind": c["kind"], "missing": c.get("missing", "-"),
+             "vocabulary": len(c.get("vocabulary") or []) or None}
+            for c in schema.columns]))
+    return section
+
+
+def architecture_section(paths: Paths) -> Section:
+    design = read_json(paths.redesign / "design.json")
+    model = load_model(paths.redesign / "model.keras")
+    rows = layer_table(model)
+    section = Section("architecture", "Chosen architecture").add(
+        paragraph(f"{design['family']}: {sum(r['params'] for r in rows):,} parameters, {len(rows)} layers."))
+    if design.get("members"):
+        section.add(paragraph(f"An average of {len(design['members'])} designs: "
+                              + "; ".join(m["family"] for m in design["members"])))
+    if design.get("hyperparameters"):
+        section.add("<h3>Hyperparameters</h3>", pairs(design["hyperparameters"]))
+    section.add("<h3>Layers</h3>", table(rows))
+    used = "used by this design" if design.get("hyperparameters", {}).get("augment") else "not used by this design"
+    return section.add(image(paths.design / "augmentation_samples.png",
+                             f"training augmentation ({used}): each row an image and random variants"))
+
+
+def redesign_section(paths: Paths, out, metric: str) -> Section:
+    summary = read_json(paths.redesign / "summary.json")
+    section = Section("redesign", "Redesign history").add(paragraph(
+        f"Kept the {summary['chosen']} model: {summary['reason']}. Trained initial design: validation "
+        f"{metric} {summary['trained_validation']:.4f}; chosen: {summary['validation']:.4f}."))
+    if summary.get("searched"):
+        section.add(pairs({k: summary[k] for k in ("tuner", "rounds", "trials", "stop_reason", "search_seconds")
+                           if k in summary}))
+    history_file = paths.redesign / "history.json"
+    if history_file.is_file():
+        section.add("<h3>Rounds</h3>", table([
+            {"round": h["round"], "data share": h["data_fraction"], "trials": h["trials"], "failed": h["failed"],
+             f"best validation {metric}": h["best_validation"], "ensemble": h.get("ensemble_validation"),
+             "diagnoses": "; ".join(f"{d['kind']}: {d['evidence']}" for d in h["diagnoses"]) or "healthy",
+             "next round": "; ".join(h["changes"]) or "-"}
+            for h in read_json(history_file)]))
+    trials_file = paths.redesign / "trials.csv"
+    if trials_file.is_file():
+        trials = pd.read_csv(trials_file)
+        ascending = metric in ("rmse", "mae", "log_loss")
+        trials = trials.sort_values("score", ascending=ascending, na_position="last", kind="stable")
+        hidden = [c for c in trials.columns if c.startswith("tuner/") or c in ("message", "resumed")]
+        section.add(f"<h3>Trials (best {min(TRIALS_SHOWN, len(trials))} of {len(trials)}, on the search subset)</h3>",
+                    table(trials.drop(columns=hidden), limit=TRIALS_SHOWN))
+    return section.add(image(out / "curves.png", "learning curves of the chosen model (an ensemble: its best member)"))
+
+
+def metrics_section(test: dict, task: str) -> Section:
+    overall = {k: v for k, v in test["all"].items() if isinstance(v, (int, float))}
+    section = Section("metrics", "Test metrics").add(
+        paragraph(f"On {test['test_rows']} held-out test rows, never seen in training or model selection."),
+        pairs(overall))
+    if "per_class" in test["all"]:
+        section.add("<h3>Per class</h3>", table([{"class": name, **values}
+                                                   for name, values in test["all"]["per_class"].items()]))
+    if "residuals" in test["all"]:
+        section.add("<h3>Residuals (predicted - true)</h3>", pairs(test["all"]["residuals"]))
+    return section
+
+
+def error_section(paths: Paths, test: dict) -> Section:
+    folder, analysis = paths.validate, test.get("analysis", {})
+    section = Section("errors", "Error analysis")
+    for name, caption in (("confusion.png", "confusion matrix (counts)"),
+                          ("confusion_normalised.png", "confusion matrix (share of each true class)"),
+                          ("residuals.png", "predicted against true, and the residuals"),
+                          ("reliability.png", "calibration: confidence against accuracy"),
+                          ("worst_examples.png", "the worst test examples: true -> predicted (confidence)")):
+        section.add(image(folder / name, caption))
+    calibration = analysis.get("calibration")
+    if calibration:
+        section.add(paragraph(f"Expected calibration error: {calibration['expected_calibration_error']:.4f}."))
+    if analysis.get("confused_pairs"):
+        section.add("<h3>Most confused classes</h3>", table(analysis["confused_pairs"]))
+    if analysis.get("weakest_slices"):
+        section.add("<h3>Weakest slices</h3>", table(analysis["weakest_slices"]))
+    worst = folder / "worst_examples.csv"
+    if worst.is_file():
+        section.add("<h3>Worst test examples</h3>", table(pd.read_csv(worst), limit=WORST_SHOWN))
+    return section
+
+
+def deployment_section(paths: Paths, cfg: PipelineConfig, tracker: StageRun) -> Section:
+    manifest = read_json(paths.export / "manifest.json")
+    section = Section("deployment", "Deployment").add(pairs({
+        "Keras model (preprocessing inside)": manifest["model"], "schema": manifest["schema"],
+        "TensorFlow SavedModel": manifest["saved_model"]}))
+    section.add("<p>Predict on raw rows or files: " + code(manifest["predict"]) + "</p>")
+    registered = manifest.get("registered")
+    if isinstance(registered, dict):
+        state = ("alias champion" if registered["alias"] else
+                 f"tagged goal_missed (champion: {registered['champion_version'] or 'none'})")
+        section.add(paragraph(f"Registered in MLflow as {registered['uri']}, {state}."))
+        if registered["serve"]:
+            section.add("<p>Serve the champion: " + code(registered["serve"]) + "</p>")
+    else:
+        section.add(paragraph(str(registered), "note"))
+    if tracker.enabled:
+        section.add(paragraph(f"MLflow run {tracker.run_id} in experiment '{cfg.tracking.experiment}' "
+                              f"({tracking_uri(cfg)}); compare runs with `mlflow ui --backend-store-uri "
+                              f"{tracking_uri(cfg)}`.", "note"))
+    return section.add("<details><summary>manifest.json</summary><pre>"
+                       + text(json.dumps(manifest, indent=2)) + "</pre></details>")
+
+
+if __name__ == "__main__":
+    from pipeline.cli import run_stage
+
+    run_stage("report")
