@@ -1,19 +1,17 @@
-"""Image files: listing a folder, checking every file, and reading them lazily in batches.
+"""Image files: listing a folder, checking every file, and reading them lazily.
 
-Images are decoded one batch at a time by :class:`ImageBatches` (a ``keras.utils.PyDataset``),
-so a folder larger than memory trains. Decoding, colour conversion and resizing/padding to
+Training decodes them one batch at a time (:class:`pipeline.image_batches.ImageBatches`), so a
+folder larger than memory trains. Decoding, colour conversion and resizing/padding to
 the declared size happen in :func:`load_image`, which the predict path uses too; the model
 itself receives pixels of that size in 0..255 and rescales them with its first layer.
 """
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from pipeline.errors import DataError
@@ -145,29 +143,3 @@ class ImageFiles:
         chosen = range(len(self)) if indices is None else indices
         return np.stack([load_image(Path(self.files[i]), self.settings) for i in chosen]) \
             if len(chosen) else np.zeros((0, *self.settings.shape), "float32")
-
-
-class ImageBatches(keras.utils.PyDataset):
-    """Batches of decoded images (and labels) read from disk on demand; reshuffled every epoch."""
-
-    def __init__(self, images: ImageFiles, labels: np.ndarray | None, batch_size: int, shuffle: bool = False,
-                 seed: int = 0, workers: int = 2, queued: int = 4):
-        # At most `queued` decoded batches wait in memory, whatever the folder's size.
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=queued)
-        self.images, self.labels, self.batch_size, self.shuffle = images, labels, batch_size, shuffle
-        self.rng = np.random.default_rng(seed)
-        self.order = np.arange(len(images))
-        if shuffle:
-            self.rng.shuffle(self.order)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.images) / self.batch_size)
-
-    def __getitem__(self, index: int):
-        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        x = self.images.read(chosen)
-        return x if self.labels is None else (x, self.labels[chosen])
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self.rng.shuffle(self.order)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.images import ImageBatches, ImageFiles
+from pipeline.images import ImageFiles
 
 PREDICT_BATCH = 256
 IMAGE_PREDICT_BATCH = 64  # decoded images are large: keep the batches waiting in the queue small
@@ -42,15 +42,22 @@ def fit(model, x, y, batch_size: int, validation_data: tuple | None = None, seed
     """`model.fit` on arrays, or on batches read from disk when `x` is image files."""
     if isinstance(x, ImageFiles):
         if validation_data is not None:
-            validation_data = ImageBatches(*validation_data, IMAGE_PREDICT_BATCH)
-        return model.fit(ImageBatches(x, y, batch_size, shuffle=True, seed=seed), validation_data=validation_data,
+            validation_data = _image_batches(*validation_data, IMAGE_PREDICT_BATCH)
+        return model.fit(_image_batches(x, y, batch_size, shuffle=True, seed=seed), validation_data=validation_data,
                          **kwargs)
     return model.fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
 
 
+def _image_batches(images: ImageFiles, labels, batch_size: int, **kwargs):
+    # Imported here: the data stages (prepare, split) use this module but need no Keras.
+    from pipeline.image_batches import ImageBatches
+
+    return ImageBatches(images, labels, batch_size, **kwargs)
+
+
 def predict(model, x) -> np.ndarray:
     if isinstance(x, ImageFiles):
-        return model.predict(ImageBatches(x, None, IMAGE_PREDICT_BATCH), verbose=0)
+        return model.predict(_image_batches(x, None, IMAGE_PREDICT_BATCH), verbose=0)
     return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
 
 

@@ -14,7 +14,8 @@ import yaml
 from pipeline import inputs
 from pipeline.config import compose_params
 from pipeline.data import load_dataset
-from pipeline.images import ImageBatches, ImageFiles
+from pipeline.image_batches import ImageBatches
+from pipeline.images import ImageFiles
 from pipeline.paths import Paths, load_prepared, load_splits, read_json
 from pipeline.predict import predict_file
 from tests.conftest import ALL_STAGES, REPO, TINY, make_config, run_stages

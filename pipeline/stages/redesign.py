@@ -4,8 +4,8 @@ The loop (pipeline/search/rounds.py) searches on a subset, confirms the best des
 training data, diagnoses their learning curves and reshapes the space, until the goal is met on
 validation or a budget ends. The winner replaces the trained model only if it is better on
 validation; with `search.ensemble`, the average of the best designs competes like any design.
-Writes the chosen model, a summary, every trial (trials.csv) and the redesign history
-(history.json for machines, history.md for people).
+Writes the chosen model and its layer table, a summary, every trial (trials.csv) and the
+redesign history (history.json for machines, history.md for people).
 """
 
 import hashlib
@@ -20,7 +20,7 @@ from pipeline import metrics
 from pipeline.config import PipelineConfig
 from pipeline.paths import Paths, load_splits, read_json, write_json
 from pipeline.designs import values_of
-from pipeline.models import load_model
+from pipeline.models import layer_table, load_model
 from pipeline.search import Candidate, run_rounds, score_candidate
 from pipeline.tracking import StageRun
 
@@ -61,6 +61,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     else:
         summary.update(_search_and_choose(cfg, paths, tracker, initial, trained))
 
+    write_json(out / "layers.json", layer_table(load_model(out / "model.keras")))  # for the report
     summary["goal_met_on_validation"] = metrics.goal_met(summary["validation"], cfg.goal.threshold, cfg.goal.metric)
     summary["margin_on_validation"] = metrics.margin(summary["validation"], cfg.goal.threshold, cfg.goal.metric)
     write_json(out / "summary.json", summary)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import datetime
 import json
 
-import keras
 import pandas as pd
 
 from pipeline.config import PipelineConfig
 from pipeline.data import Schema
-from pipeline.models import layer_table, load_model
 from pipeline.paths import Paths, read_json, replaced_dir
 from pipeline.plots import curves_png
 from pipeline.report import Section, code, image, pairs, paragraph, render, table, text, verdict_header
@@ -25,6 +23,7 @@ TRIALS_SHOWN, WORST_SHOWN = 15, 10
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     test = read_json(paths.metrics / "test.json")
+    manifest = read_json(paths.export / "manifest.json")
     schema = Schema.from_json(paths.split / "schema.json")
     with replaced_dir(paths.reports) as out:
         curves = paths.redesign / "curves.csv"
@@ -36,11 +35,11 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
             redesign_section(paths, out, cfg.goal.metric),
             metrics_section(test, schema.task),
             error_section(paths, test),
-            deployment_section(paths, cfg, tracker),
+            deployment_section(manifest, cfg, tracker),
         ]
         title = f"{cfg.data.source}: {cfg.goal.task}, {cfg.goal.metric} goal - run report"
-        footer = (f"Generated {datetime.datetime.now().astimezone().isoformat(timespec='seconds')} with Keras "
-                  f"{text(keras.__version__)} ({text(keras.backend.backend())} backend).")
+        footer = (f"Generated {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; model exported "
+                  f"with Keras {text(manifest['keras_version'])} ({text(manifest['backend'])} backend).")
         page = render(title, verdict_header(test, cfg.data.source, cfg.goal.task), sections, footer)
         (out / "index.html").write_text(page, encoding="utf-8")
     report = paths.reports / "index.html"
@@ -76,8 +75,7 @@ def data_section(paths: Paths, schema: Schema) -> Section:
 
 def architecture_section(paths: Paths) -> Section:
     design = read_json(paths.redesign / "design.json")
-    model = load_model(paths.redesign / "model.keras")
-    rows = layer_table(model)
+    rows = read_json(paths.redesign / "layers.json")
     section = Section("architecture", "Chosen architecture").add(
         paragraph(f"{design['family']}: {sum(r['params'] for r in rows):,} parameters, {len(rows)} layers."))
     if design.get("members"):
@@ -153,8 +151,7 @@ def error_section(paths: Paths, test: dict) -> Section:
     return section
 
 
-def deployment_section(paths: Paths, cfg: PipelineConfig, tracker: StageRun) -> Section:
-    manifest = read_json(paths.export / "manifest.json")
+def deployment_section(manifest: dict, cfg: PipelineConfig, tracker: StageRun) -> Section:
     section = Section("deployment", "Deployment").add(pairs({
         "Keras model (preprocessing inside)": manifest["model"], "schema": manifest["schema"],
         "TensorFlow SavedModel": manifest["saved_model"]}))
