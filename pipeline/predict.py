@@ -36,8 +36,17 @@ def load_exported(model_path: str | Path):
     return load_model(model_path), Schema.from_json(schema_path)
 
 
-def pixel_columns(schema: Schema) -> list[str]:
-    return [f"pixel_{i}" for i in range(math.prod(schema.input_shape))]
+def flat_columns(schema: Schema) -> list[str]:
+    """Column names for a model input given as one row of values: features, pixels (row-major) or steps."""
+    if schema.input_kind == "tabular":
+        return list(schema.features)
+    prefix = "pixel" if schema.input_kind == "image" else "value"
+    return [f"{prefix}_{i}" for i in range(math.prod(schema.input_shape))]
+
+
+def flat_frame(x: np.ndarray, schema: Schema) -> pd.DataFrame:
+    """Array rows as a table with one column per value, the layout `read_input` accepts back."""
+    return pd.DataFrame(np.asarray(x).reshape(len(x), -1), columns=flat_columns(schema))
 
 
 def read_input(path: str | Path, schema: Schema):

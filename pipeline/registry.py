@@ -12,12 +12,11 @@ import importlib.metadata
 from pathlib import Path
 
 import keras
-import numpy as np
 import pandas as pd
 
 from pipeline.data import Schema
 from pipeline.images import ImageFiles
-from pipeline.predict import pixel_columns
+from pipeline.predict import flat_frame
 
 CHAMPION = "champion"
 GOAL_MISSED_TAG = "goal_missed"
@@ -33,15 +32,6 @@ def model_name(cfg) -> str:
     return cfg.tracking.model_name or f"automl-{cfg.data.source}"
 
 
-def flat_columns(schema: Schema) -> list[str]:
-    """Column names for a model input given as one row of values (pixels row-major, or steps)."""
-    if schema.input_kind == "tabular":
-        return list(schema.features)
-    if schema.input_kind == "image":
-        return pixel_columns(schema)
-    return [f"value_{i}" for i in range(int(np.prod(schema.input_shape)))]
-
-
 def serving_example(raw, schema: Schema) -> pd.DataFrame:
     """Raw test rows as a serving request carries them: table columns, image paths, or flat values."""
     if isinstance(raw, pd.DataFrame):
@@ -52,8 +42,7 @@ def serving_example(raw, schema: Schema) -> pd.DataFrame:
     if isinstance(raw, ImageFiles):
         # Files on the serving machine; the model decodes and resizes them as in training.
         return pd.DataFrame({schema.features[0]: [str(Path(f).resolve()) for f in raw.files]})
-    flat = np.asarray(raw, dtype="float64").reshape(len(raw), -1)
-    return pd.DataFrame(flat, columns=flat_columns(schema))
+    return flat_frame(raw, schema).astype("float64")
 
 
 def serving_requirements() -> list[str]:

@@ -17,7 +17,7 @@ from pipeline.config import PipelineConfig
 from pipeline.images import ImageFiles
 from pipeline.models import load_model
 from pipeline.paths import Paths, load_test_split, read_json, write_json
-from pipeline.predict import frame_inputs, pixel_columns, predict_file, predictions_frame
+from pipeline.predict import flat_frame, predict_file
 from pipeline.tracking import StageRun
 
 SAMPLE_ROWS = 5
@@ -37,8 +37,7 @@ def write_sample(raw, schema, out: Path) -> Path:
     if schema.input_kind == "sequence":
         np.save(out / "sample_input.npy", raw)
         return out / "sample_input.npy"
-    columns = schema.features if schema.input_kind == "tabular" else pixel_columns(schema)
-    pd.DataFrame(raw.reshape(len(raw), -1), columns=columns).to_csv(out / "sample_input.csv", index=False)
+    flat_frame(raw, schema).to_csv(out / "sample_input.csv", index=False)
     return out / "sample_input.csv"
 
 
@@ -53,7 +52,8 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     schema.to_json(out / "schema.json")
 
     # A sample of raw test rows, predicted through the same path users call, as a smoke check.
-    sample = write_sample(inputs.head(raw_test, SAMPLE_ROWS), schema, out)
+    raw_sample = inputs.head(raw_test, SAMPLE_ROWS)
+    sample = write_sample(raw_sample, schema, out)
     predicted = predict_file(out / "model.keras", sample)
     predicted.to_csv(out / "sample_predictions.csv", index=False)
     expected = inputs.predict(model, inputs.head(x_test, SAMPLE_ROWS))
@@ -73,7 +73,8 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     test = read_json(paths.metrics / "test.json")
     registered = None
     if tracker.enabled and cfg.tracking.register_model:
-        registered = _register(cfg, model, schema, inputs.head(raw_test, SAMPLE_ROWS), out, tracker, test)
+        outputs = predicted.drop(columns="file", errors="ignore")  # the signature needs columns and types
+        registered = _register(cfg, registry.serving_example(raw_sample, schema), outputs, out, tracker, test)
     manifest = {
         "model": str((out / "model.keras").relative_to(paths.root)),
         "schema": str((out / "schema.json").relative_to(paths.root)),
@@ -94,10 +95,9 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     return manifest
 
 
-def _register(cfg: PipelineConfig, model, schema, raw_sample, out: Path, tracker: StageRun, test: dict) -> dict:
+def _register(cfg: PipelineConfig, example: pd.DataFrame, predictions: pd.DataFrame, out: Path, tracker: StageRun,
+              test: dict) -> dict:
     """Log the raw-rows pyfunc with a signature and input example, register it, set alias or tag."""
-    example = registry.serving_example(raw_sample, schema)
-    predictions = predictions_frame(inputs.predict(model, frame_inputs(example, schema, out)), schema)
     name = registry.model_name(cfg)
     info = registry.log_serving_model(tracker.mlflow, out, example, predictions, name)
     return registry.mark_version(tracker.mlflow.MlflowClient(), name, info.registered_model_version,

@@ -6,6 +6,8 @@ the predict path take raw inputs. Every row, column and image is checked first; 
 input the stage fails with one message and leaves no output behind.
 """
 
+from collections import Counter
+
 from pipeline.config import PipelineConfig
 from pipeline.data import load_dataset
 from pipeline.paths import Paths, replaced_dir, save_prepared
@@ -22,9 +24,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun):
     outputs = f"{len(schema.classes)} classes" if schema.classes else "a value"
     kinds = ""
     if schema.columns:
-        counts = {}
-        for column in schema.columns:
-            counts[column["kind"]] = counts.get(column["kind"], 0) + 1
+        counts = Counter(column["kind"] for column in schema.columns)
         kinds = " (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + " columns)"
     print(f"prepare: {schema.n_rows} rows of {schema.input_kind} input {tuple(schema.input_shape)}{kinds} -> {outputs}")
     return schema

@@ -42,11 +42,11 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
                   f"with Keras {text(manifest['keras_version'])} ({text(manifest['backend'])} backend).")
         page = render(title, verdict_header(test, cfg.data.source, cfg.goal.task), sections, footer)
         (out / "index.html").write_text(page, encoding="utf-8")
-    report = paths.reports / "index.html"
+    report, pictures = paths.reports / "index.html", page.count("<img ")
     tracker.log_artifact(paths.reports, "report")
     tracker.close_pipeline("goal met" if test["goal_met"] else "goal missed")
-    print(f"report: {report} ({len(page) // 1024} KiB, {page.count('<img ')} pictures embedded)")
-    return {"path": str(report), "bytes": len(page), "pictures": page.count("<img ")}
+    print(f"report: {report} ({len(page) // 1024} KiB, {pictures} pictures embedded)")
+    return {"path": str(report), "bytes": len(page), "pictures": pictures}
 
 
 def data_section(paths: Paths, schema: Schema) -> Section:
