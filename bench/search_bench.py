@@ -29,16 +29,17 @@ import keras  # noqa: E402
 import keras_tuner as kt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline import metrics  # noqa: E402
+from pipeline import inputs  # noqa: E402
 from pipeline.config import compose_params, validate_config  # noqa: E402
 from pipeline.data import load_dataset  # noqa: E402
-from pipeline.designs import DesignSpace, initial_design, preprocessing_stats, values_of  # noqa: E402
-from pipeline.search import Candidate, run_rounds, score_candidate  # noqa: E402
-from pipeline.search import tuner as tuner_module  # noqa: E402
+from pipeline.designs import DesignSpace, initial_design, preprocessing_stats  # noqa: E402
+from pipeline.prepared import Rows, Splits  # noqa: E402
+from pipeline.search.rounds import Candidate, RedesignLoop  # noqa: E402
 from pipeline.search.space import DesignHyperModel  # noqa: E402
+from pipeline.search.tuner import run_tuner  # noqa: E402
 from pipeline.splitting import split_indices  # noqa: E402
 from pipeline.tracking import stage_run  # noqa: E402
-from pipeline.training import GOAL_LOG_KEY, fit_design  # noqa: E402
+from pipeline.training import GOAL_LOG_KEY, fit_design, score_and_loss  # noqa: E402
 
 OVERHEAD_TRIALS = 8
 OVERHEAD_EPOCHS = 10
@@ -47,11 +48,11 @@ OVERHEAD_EPOCHS = 10
 def setup(overrides: list[str]):
     # 260 s of search after ~25 s of training the initial design: 5 minutes in all.
     cfg = validate_config(compose_params(["goal.threshold=0.99", "search.time_budget_s=260", *overrides], REPO / "conf"))
-    ds = load_dataset(cfg.data, cfg.goal.task)
-    idx = split_indices(ds.y, "stratified", cfg.split.validation, cfg.split.test, cfg.split.seed)
-    splits = {n: (ds.x[i], ds.y[i]) for n, i in idx.items()}
+    ds = load_dataset(cfg.data, cfg.task)
+    idx = split_indices(ds.y, cfg.split_kind)
+    splits = Splits(**{n: Rows(ds.x[i], ds.y[i]) for n, i in idx.items()})
     design = initial_design(cfg)
-    design["preprocessing"] = preprocessing_stats(*splits["train"], ds.schema)
+    design.preprocessing = preprocessing_stats(splits.train.x, splits.train.y, ds.schema)
     return cfg, ds.schema, splits, design
 
 
@@ -59,60 +60,57 @@ def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
     """Like the train + redesign stages: train the initial design, then search if it misses."""
     with stage_run(cfg, "redesign") as tracker:
         started = time.perf_counter()
-        model, curves = fit_design(design, schema, splits, cfg.goal, cfg.train.epochs, cfg.train.early_stopping_patience,
-                                   cfg.train.seed, verbose=0, monitor=cfg.train.early_stopping_monitor)
-        value, loss = score_candidate(model, cfg.goal.task, cfg.goal.metric, splits["validation"])
-        trained = Candidate(0, design, values_of(design), value, curves, model, loss)
-        print(f"  trained initial design ({design['family']}): validation {value:.4f} "
+        model, curves = fit_design(design, schema, splits, cfg.train, cfg.goal, verbose=0)
+        value, loss = score_and_loss(model, cfg.goal, splits.validation)
+        trained = Candidate(0, design, value, curves, model, loss)
+        print(f"  trained initial design ({design.family}): validation {value:.4f} "
               f"in {time.perf_counter() - started:.1f} s")
-        outcome = run_rounds(cfg, schema, splits, design, scratch / "rounds",
-                             on_trial=lambda r, f, rec: tracker.log_child(f"t{r}-{rec.trial_id}", rec.hyperparameters,
-                                                                          {"status": rec.status}, rec.curves, {}),
-                             log=lambda *_: None, prior=(trained,))
+        loop = RedesignLoop(cfg, schema, splits, design, scratch / "rounds",
+                            on_trial=lambda r, f, rec: tracker.log_child(f"t{r}-{rec.trial_id}", rec.hyperparameters,
+                                                                         {"status": rec.status}, rec.curves, {}),
+                            log=lambda *_: None)
+        outcome = loop.run(prior=(trained,))
         wall = time.perf_counter() - started
-    best = outcome.best(cfg.goal.direction)
-    test = metrics.compute(cfg.goal.task, cfg.goal.metric, splits["test"][1],
-                           best.model.predict(splits["test"][0], verbose=0))
+    best = loop.best()
+    test = cfg.task.score(cfg.goal.metric, splits.test.y, inputs.predict(best.model, splits.test.x))
     print(f"search to goal: {wall:.1f} s wall, {len(outcome.history)} round(s), {len(outcome.trials)} trials, "
           f"stop: {outcome.stop_reason}")
-    print(f"  chosen: {best.design['family']} (round {best.round}, validation loss {best.loss:.4f}); "
+    print(f"  chosen: {best.design.family} (round {best.round}, validation loss {best.loss:.4f}); "
           f"best validation {cfg.goal.metric} {best.validation:.4f}; test {cfg.goal.metric} {test:.4f} "
           f"(target >= {cfg.goal.threshold} within 300 s: {'yes' if test >= cfg.goal.threshold and wall <= 300 else 'NO'})")
     for entry in outcome.history:
-        kinds = ", ".join(d["kind"] for d in entry["diagnoses"]) or "none"
-        print(f"  round {entry['round']}: {entry['trials']} trials, best full-data validation {entry['best_validation']}, "
-              f"ensemble {entry.get('ensemble_validation')}, diagnoses: {kinds}")
+        kinds = ", ".join(d.kind for d in entry.diagnoses) or "none"
+        print(f"  round {entry.round}: {entry.trials} trials, best full-data validation {entry.best_validation}, "
+              f"ensemble {entry.ensemble_validation}, diagnoses: {kinds}")
 
 
 def overhead(cfg, schema, splits, design, scratch: Path) -> None:
     cfg = validate_config({**cfg.model_dump(mode="json"),
                            "search": {**cfg.search.model_dump(mode="json"), "tuner": "random", "stop_on_goal": False}})
-    defaults = values_of(design)
+    defaults = design.values()
     space = DesignSpace.from_config(cfg)
 
     def hypermodel():
-        return DesignHyperModel(cfg, schema, design["preprocessing"], space, defaults, OVERHEAD_EPOCHS,
-                                len(splits["train"][1]))
+        return DesignHyperModel(cfg, schema, design.preprocessing, space, defaults, OVERHEAD_EPOCHS, len(splits.train))
 
     # Same sequence as plain RandomSearch: no initial-design seeding for this comparison.
-    tuner_module._GoalAwareOracle._seeded = True
     keras.utils.set_random_seed(0)
     with stage_run(cfg, "redesign") as tracker:
         started = time.perf_counter()
-        result = tuner_module.run_tuner(
-            cfg, hypermodel(), splits["train"], splits["validation"], scratch / "pipeline", OVERHEAD_TRIALS,
-            deadline=time.monotonic() + 3600, seed=cfg.search.seed,
+        result = run_tuner(
+            cfg, hypermodel(), splits.train, splits.validation, scratch / "pipeline", OVERHEAD_TRIALS,
+            deadline=time.monotonic() + 3600, seed=cfg.search.seed, start_at_defaults=False,
             on_trial_end=lambda rec: tracker.log_child(f"trial-{rec.trial_id}", rec.hyperparameters,
                                                        {"status": rec.status}, rec.curves,
                                                        {"val_goal_best": rec.score, "seconds": rec.seconds}))
         pipeline_wall = time.perf_counter() - started
-    tuner_module._GoalAwareOracle._seeded = False
 
     keras.utils.set_random_seed(0)
     plain = kt.RandomSearch(hypermodel(), objective=kt.Objective(GOAL_LOG_KEY, "max"), max_trials=OVERHEAD_TRIALS,
                             seed=cfg.search.seed, directory=str(scratch), project_name="plain", overwrite=True)
     started = time.perf_counter()
-    plain.search(*splits["train"], validation_data=splits["validation"], epochs=OVERHEAD_EPOCHS, verbose=0,
+    plain.search(splits.train.x, splits.train.y, validation_data=(splits.validation.x, splits.validation.y),
+                 epochs=OVERHEAD_EPOCHS, verbose=0,
                  callbacks=[keras.callbacks.EarlyStopping("val_loss", mode="min",
                                                           patience=cfg.train.early_stopping_patience)])
     plain_wall = time.perf_counter() - started
@@ -136,8 +134,8 @@ def main(argv: list[str]) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="search-bench-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
     cfg, schema, splits, design = setup(argv)
-    print(f"digits: train {len(splits['train'][1])}, validation {len(splits['validation'][1])}, "
-          f"test {len(splits['test'][1])}; tuner {cfg.search.tuner}, budget {cfg.search.time_budget_s} s")
+    print(f"digits: train {len(splits.train)}, validation {len(splits.validation)}, "
+          f"test {len(splits.test)}; tuner {cfg.search.tuner}, budget {cfg.search.time_budget_s} s")
     if "search" in parts:
         search_to_goal(cfg, schema, splits, design, scratch)
     if "overhead" in parts:

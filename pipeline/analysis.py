@@ -1,13 +1,13 @@
-"""Error analysis on the test split: which classes and examples fail, how sure the model was, and
-which slices of the data (per class, per category of a column, per bin of a numeric column)
-are weakest."""
+"""Error analysis on the test split: which classes and examples fail, and which slices of the
+data (per class, per category of a column, per bin of a numeric column) are weakest."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from pipeline import metrics
+from pipeline.objective import Objective
+from pipeline.tasks import Task
 
 NUMERIC_BINS = 4
 MIN_SLICE_ROWS = 5
@@ -21,41 +21,24 @@ def confused_pairs(y_true: np.ndarray, labels: np.ndarray, classes: list[str], t
     return [{"true": t, "predicted": p, "count": int(c)} for (t, p), c in counts.items()]
 
 
-def example_scores(task: str, y_true: np.ndarray, raw: np.ndarray) -> pd.DataFrame:
-    """Per test row: prediction, confidence, and `error` (higher: worse) to rank the worst examples."""
-    raw = np.asarray(raw, dtype="float64")
-    if task == "regression":
-        predicted = raw.reshape(-1)
-        return pd.DataFrame({"predicted": predicted, "error": np.abs(predicted - y_true)})
-    if task == "multilabel":
-        wrong = (raw >= 0.5).astype(int) != y_true
-        return pd.DataFrame({"labels_wrong": wrong.sum(axis=1), "error": np.abs(raw - y_true).mean(axis=1)})
-    probs = np.stack([1 - raw.reshape(-1), raw.reshape(-1)], axis=1) if task == "binary" else raw
-    labels = probs.argmax(axis=1)
-    p_true = probs[np.arange(len(y_true)), y_true]
-    return pd.DataFrame({"predicted_id": labels, "confidence": probs.max(axis=1), "p_true": p_true,
-                         "error": 1.0 - p_true})
-
-
-def slice_metrics(task: str, metric: str, y_true: np.ndarray, raw: np.ndarray, classes: list[str],
+def slice_metrics(task: Task, metric: str, y_true: np.ndarray, raw: np.ndarray, classes: list[str],
                   raw_rows: pd.DataFrame | None) -> pd.DataFrame:
-    """The goal metric (accuracy within a class: recall) per slice, weakest first.
+    """The goal metric (within a class: its recall) per slice, weakest first.
 
     Slices: each class; each value of a categorical column; each quartile bin of a numeric
     column. Slices under MIN_SLICE_ROWS rows are left out (too noisy to name).
     """
     rows = []
 
-    def add(kind, column, value, mask):
+    def add(kind, column, value, mask, slice_metric=metric):
         if mask.sum() >= MIN_SLICE_ROWS:
-            score = metrics.compute(task, "accuracy" if task in ("binary", "multiclass") and kind == "class"
-                                    else metric, y_true[mask], raw[mask])
             rows.append({"slice": kind, "column": column, "value": str(value), "rows": int(mask.sum()),
-                         "metric": "recall" if kind == "class" else metric, "score": score})
+                         "metric": "recall" if kind == "class" else metric,
+                         "score": task.score(slice_metric, y_true[mask], raw[mask])})
 
-    if task in ("binary", "multiclass"):
+    if task.single_label:
         for index, name in enumerate(classes):
-            add("class", "target", name, y_true == index)
+            add("class", "target", name, y_true == index, slice_metric="accuracy")
     if raw_rows is not None:
         for column in raw_rows.columns:
             values = raw_rows[column]
@@ -67,5 +50,5 @@ def slice_metrics(task: str, metric: str, y_true: np.ndarray, raw: np.ndarray, c
                 for value in values.dropna().unique():
                     add("category", column, value, (values == value).to_numpy())
     frame = pd.DataFrame(rows, columns=["slice", "column", "value", "rows", "metric", "score"])
-    ascending = metric not in metrics.LOWER_IS_BETTER  # weakest first
-    return frame.sort_values("score", ascending=ascending, kind="stable").reset_index(drop=True)
+    order = Objective(metric).order(frame["score"].tolist(), worst_first=True)
+    return frame.iloc[order].reset_index(drop=True)

@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 from pipeline.config import ConfigError, compose_params, load_config, write_params
-from pipeline.data import DataError
-from pipeline.errors import DesignError
+from pipeline.errors import DataError, DesignError
 from pipeline.paths import Paths
 from pipeline.stages import STAGES
 
 USAGE = f"""usage: python -m pipeline <stage> [key=value ...]
        python -m pipeline predict --model artifacts/export/model.keras --input rows.csv [--output out.csv]
        python -m pipeline compose [key=value ...]   (write params.yaml from conf/ only)
+       python -m pipeline docs                      (regenerate README's layout and design-space table)
 stages, in order: {', '.join(STAGES)}"""
 
 
@@ -50,8 +50,12 @@ def main(argv: list[str]) -> int:
             load_config("params.yaml")
             print("compose: params.yaml written and valid")
             return 0
+        if command == "docs":
+            from pipeline.docs import main as docs_main
+
+            return docs_main()
         if command not in STAGES:
-            print(f"unknown stage {command!r}; allowed: {', '.join(STAGES)}, predict, compose", file=sys.stderr)
+            print(f"unknown stage {command!r}; allowed: {', '.join(STAGES)}, predict, compose, docs", file=sys.stderr)
             return 2
         execute_stage(command, rest)
         return 0
@@ -59,7 +63,3 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-
-def run_stage(name: str) -> None:
-    """`python -m pipeline.stages.<name> [overrides]`."""
-    sys.exit(main([name, *sys.argv[1:]]))

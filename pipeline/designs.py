@@ -1,23 +1,103 @@
-"""Designs as data: the design space, the initial design, and training-split statistics.
+"""Designs as data: a :class:`Design` record, the :class:`DesignSpace` a search round may try, and
+the training-split statistics the model's preprocessing layers need.
 
-A design is ``{"family", "hyperparameters", "augmentation"}``: `hyperparameters` is one flat
-dict (shared layer choices, training choices, `augment`, and the family's own values), which
-is what the builders read. A search trial names the same values with family-specific ones
-prefixed (`cnn_blocks`, `rnn_units`, ...) so that families never share a hyperparameter.
+A design's `hyperparameters` is one flat dict (shared layer choices, training choices,
+`augment`, and the family's own values), which is what the builders read. A search trial names
+the same values with family-specific ones prefixed (`cnn_blocks`, `rnn_units`, ...) so that
+families never share a hyperparameter; :meth:`Design.values` and :meth:`Design.from_values`
+convert between the two.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
 
 from pipeline.config import Choice, CommonSpace, FamilySpace, PipelineConfig, TrainingSpace
-from pipeline.data import Schema
+from pipeline.schema import Schema
+
+ENSEMBLE = "ensemble"
+SHARED = frozenset({*CommonSpace.model_fields, *TrainingSpace.model_fields, "augment"})
 
 
-@dataclasses.dataclass(frozen=True)
+def family_key(family: str, name: str) -> str:
+    return f"{family}_{name}"
+
+
+@dataclass
+class Design:
+    """One architecture with its training choices; an ensemble holds its members instead."""
+
+    family: str
+    hyperparameters: dict = field(default_factory=dict)
+    augmentation: dict = field(default_factory=dict)  # the transforms' strengths (used when `augment` is on)
+    preprocessing: dict = field(default_factory=dict)  # training-split statistics for the input/output layers
+    members: list[Design] = field(default_factory=list)
+    note: str | None = None  # why the design differs from what the config asked for
+    params: int | None = None
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self.family == ENSEMBLE
+
+    @classmethod
+    def ensemble(cls, members: list[Design]) -> Design:
+        return cls(ENSEMBLE, members=list(members))
+
+    def values(self) -> dict:
+        """The design as search hyperparameter values (family-specific names prefixed)."""
+        if self.is_ensemble:
+            return {"family": ENSEMBLE, "members": len(self.members)}
+        values = {"family": self.family}
+        for name, value in self.hyperparameters.items():
+            if name in SHARED:
+                values[name] = value
+            elif name != "clipnorm":
+                values[family_key(self.family, name)] = value
+        return values
+
+    @classmethod
+    def from_values(cls, values: dict, augmentation: dict, preprocessing: dict | None = None,
+                    clipnorm: float | None = None) -> Design:
+        """The design a trial's hyperparameter values describe."""
+        family = values["family"]
+        prefix = family_key(family, "")
+        hp = {name: value for name, value in values.items() if name in SHARED}
+        hp.update({name.removeprefix(prefix): value for name, value in values.items() if name.startswith(prefix)})
+        if clipnorm:
+            hp["clipnorm"] = clipnorm
+        return cls(family, hp, augmentation, dict(preprocessing or {}))
+
+    def with_hyperparameters(self, **changes) -> Design:
+        return dataclasses.replace(self, hyperparameters={**self.hyperparameters, **changes})
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["members"] = [m.to_dict() for m in self.members]
+        return {k: v for k, v in data.items() if v not in (None, [], {}) or k in ("family", "hyperparameters")}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Design:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["members"] = [cls.from_dict(m) for m in data.get("members", [])]
+        return cls(**values)
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=float) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Design:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass(frozen=True)
 class DesignSpace:
     """What a round may search: families, shared layer choices, training choices, augmentation."""
 
@@ -30,17 +110,12 @@ class DesignSpace:
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> DesignSpace:
         families = tuple(cfg.search_families)
-        return cls(families, cfg.model.common, cfg.train.space(), {f: getattr(cfg.model, f) for f in families},
+        return cls(families, cfg.model.common, cfg.train.space(),
+                   {f: cfg.model.family_space(f) for f in families},
                    cfg.augment.enabled if cfg.augment.available_for(cfg.data.input_kind) else None)
 
     def replace(self, **changes) -> DesignSpace:
         return dataclasses.replace(self, **changes)
-
-    def with_family(self, family: str, **updates) -> DesignSpace:
-        """A copy with some of one family's ranges/choices replaced."""
-        per_family = dict(self.per_family)
-        per_family[family] = per_family[family].model_copy(update=updates)
-        return self.replace(per_family=per_family)
 
     def to_dict(self) -> dict:
         return {"families": list(self.families), "common": self.common.model_dump(mode="json"),
@@ -49,66 +124,22 @@ class DesignSpace:
                 **{f: s.model_dump(mode="json") for f, s in self.per_family.items()}}
 
 
-def defaults(space: BaseModel) -> dict:
-    """Each range's or choice's default: the values of the initial design."""
-    return {name: getattr(space, name).default for name in type(space).model_fields}
-
-
-def family_key(family: str, name: str) -> str:
-    return f"{family}_{name}"
-
-
-SHARED = frozenset({*CommonSpace.model_fields, *TrainingSpace.model_fields, "augment"})
-
-
-def values_of(design: dict) -> dict:
-    """A design written as search hyperparameter values (family-specific names prefixed)."""
-    family = design["family"]
-    values = {"family": family}
-    for name, value in design["hyperparameters"].items():
-        if name in SHARED:
-            values[name] = value
-        elif name != "clipnorm":
-            values[family_key(family, name)] = value
-    return values
-
-
-def design_of(values: dict, augmentation: dict, clipnorm: float | None = None) -> dict:
-    """The design a trial's hyperparameter values describe."""
-    family = values["family"]
-    prefix = family_key(family, "")
-    hp = {name: value for name, value in values.items() if name in SHARED}
-    hp.update({name.removeprefix(prefix): value for name, value in values.items() if name.startswith(prefix)})
-    if clipnorm:
-        hp["clipnorm"] = clipnorm
-    return {"family": family, "hyperparameters": hp, "augmentation": augmentation}
-
-
-def augmentation_settings(cfg: PipelineConfig) -> dict:
-    return {**cfg.augment.model_dump(exclude={"enabled"}), "seed": cfg.train.seed}
-
-
-def initial_design(cfg: PipelineConfig) -> dict:
+def initial_design(cfg: PipelineConfig) -> Design:
     """The design the config declares: every default of the initial family, shared and training choices."""
-    family = cfg.family
-    hp = {**defaults(cfg.model.common), **defaults(cfg.train.space()), **defaults(getattr(cfg.model, family)),
-          "augment": bool(cfg.augment.enabled.default) and cfg.augment.available_for(cfg.data.input_kind)}
-    return {"family": family, "hyperparameters": hp, "augmentation": augmentation_settings(cfg)}
+    return Design(cfg.family, cfg.initial_values(), cfg.augment.settings(cfg.train.seed))
 
 
-def preprocessing_stats(x_train: np.ndarray, y_train: np.ndarray, schema: Schema) -> dict:
+def preprocessing_stats(x_train, y_train: np.ndarray, schema: Schema) -> dict:
     """Statistics the model's preprocessing layers need, from the training split only."""
     stats: dict = {}
     if isinstance(x_train, dict):  # a table with categorical/text columns: only the numeric block is scaled
         x_train = x_train.get("numeric")
-    if schema.scaling["kind"] == "standardize" and x_train is not None:
+    if schema.scaling.kind == "standardize" and x_train is not None:
         # Per feature (last axis): columns of a table, features of a sequence, channels of an image.
         axes = tuple(range(x_train.ndim - 1))
         variance = x_train.var(axis=axes)
         stats["mean"] = x_train.mean(axis=axes).astype(float).tolist()
         # A constant feature would divide by zero; give it unit variance.
         stats["variance"] = np.where(variance > 0, variance, 1.0).astype(float).tolist()
-    if schema.task == "regression":
-        stats["target_mean"] = float(y_train.mean())
-        stats["target_std"] = float(y_train.std() or 1.0)
+    stats.update(schema.task.target_statistics(y_train))
     return stats

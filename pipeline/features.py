@@ -15,6 +15,7 @@ on whitespace).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 
@@ -23,8 +24,8 @@ import pandas as pd
 
 from pipeline.errors import DataError
 from pipeline.images import is_image_name
+from pipeline.schema import ColumnSpec
 
-KINDS = ("numeric", "categorical", "text", "image")
 MISSING_BY_KIND = {
     "numeric": ("mean", "median", "zero", "error"),
     "categorical": ("missing_category", "most_frequent", "error"),
@@ -60,7 +61,7 @@ def infer_kind(series: pd.Series) -> str:
 
 
 def column_specs(frame: pd.DataFrame, features: list[str], declared: dict, missing: dict, where: str,
-                 text: dict) -> list[dict]:
+                 text: dict) -> list[ColumnSpec]:
     """One spec per feature column: its kind (declared or inferred) and missing-value strategy."""
     specs = []
     for column in features:
@@ -69,31 +70,47 @@ def column_specs(frame: pd.DataFrame, features: list[str], declared: dict, missi
         if strategy not in MISSING_BY_KIND[kind]:
             raise DataError(f"data.missing.{column}: got {strategy!r}; allowed for a {kind} column: "
                             f"{', '.join(MISSING_BY_KIND[kind])}")
-        spec = {"name": column, "kind": kind, "missing": strategy, "input": input_name(kind, column)}
+        spec = ColumnSpec(column, kind, strategy, input_name(kind, column))
         if kind == "text":
-            spec.update(sequence_length=text["sequence_length"], vocabulary_size=text["vocabulary_size"])
+            spec = dataclasses.replace(spec, sequence_length=text["sequence_length"],
+                                       vocabulary_size=text["vocabulary_size"])
         specs.append(spec)
     check_values(frame, specs, where)
     return specs
 
 
-def check_values(frame: pd.DataFrame, specs: list[dict], where: str) -> None:
+def check_values(frame: pd.DataFrame, specs: list[ColumnSpec], where: str) -> None:
     """Columns present, numeric columns numeric, and no missing value where the strategy is `error`."""
-    absent = [s["name"] for s in specs if s["name"] not in frame.columns]
+    absent = [s.name for s in specs if s.name not in frame.columns]
     if absent:
         raise DataError(f"{where}: column(s) {absent} not found; columns are {list(frame.columns)}")
     for spec in specs:
-        column, values = spec["name"], frame[spec["name"]]
-        if spec["kind"] == "numeric":
+        values = frame[spec.name]
+        if spec.kind == "numeric":
             parsed = pd.to_numeric(values, errors="coerce")
             bad = parsed.isna() & values.notna()
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(f"{where}: column '{column}' must be numeric; row {row} holds {values.iloc[row]!r}")
-        if spec["missing"] == "error" and values.isna().any():
+                raise DataError(f"{where}: column '{spec.name}' must be numeric; row {row} holds {values.iloc[row]!r}")
+        if spec.missing == "error" and values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataError(f"{where}: column '{column}' has a missing value at row {row} "
-                            f"(data.missing.{column} is error; allowed: {', '.join(MISSING_BY_KIND[spec['kind']])})")
+            raise DataError(f"{where}: column '{spec.name}' has a missing value at row {row} "
+                            f"(data.missing.{spec.name} is error; allowed: {', '.join(MISSING_BY_KIND[spec.kind])})")
+
+
+def time_values(values: pd.Series, where: str) -> np.ndarray:
+    """Sortable time stamps from a column: numbers as they are, dates as nanoseconds."""
+    column = values.name
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise DataError(f"{where}: time column '{column}' has a missing value at row {row}")
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(dtype="float64")
+    try:
+        return pd.to_datetime(values).astype("int64").to_numpy(dtype="float64")
+    except (ValueError, TypeError):
+        raise DataError(f"{where}: time column '{column}' is neither numbers nor dates "
+                        f"(row 0 holds {values.iloc[0]!r})") from None
 
 
 def category_strings(values: pd.Series) -> list[str | None]:
@@ -111,58 +128,56 @@ def tokens(value) -> list[str]:
     return STRIP_PUNCTUATION.sub("", str(value).lower()).split()
 
 
-def fit_specs(train: pd.DataFrame, specs: list[dict]) -> list[dict]:
+def fit_specs(train: pd.DataFrame, specs: list[ColumnSpec]) -> list[ColumnSpec]:
     """Specs with the state learned from the training rows only: fill values and vocabularies."""
     fitted = []
     for spec in specs:
-        spec = dict(spec)
-        values = train[spec["name"]]
-        if spec["kind"] == "numeric":
+        values = train[spec.name]
+        if spec.kind == "numeric":
             numbers = pd.to_numeric(values, errors="coerce")
-            fill = {"mean": numbers.mean(), "median": numbers.median(), "zero": 0.0, "error": 0.0}[spec["missing"]]
-            spec["fill"] = float(0.0 if pd.isna(fill) else fill)
-        elif spec["kind"] == "categorical":
+            fill = {"mean": numbers.mean(), "median": numbers.median(), "zero": 0.0, "error": 0.0}[spec.missing]
+            spec = dataclasses.replace(spec, fill=float(0.0 if pd.isna(fill) else fill))
+        elif spec.kind == "categorical":
             counts = Counter(v for v in category_strings(values) if v is not None)
-            spec["vocabulary"] = [v for v, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
-            spec["most_frequent"] = spec["vocabulary"][0] if spec["vocabulary"] else None
-        elif spec["kind"] == "text":
+            vocabulary = [v for v, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+            spec = dataclasses.replace(spec, vocabulary=vocabulary, most_frequent=vocabulary[0] if vocabulary else None)
+        elif spec.kind == "text":
             counts = Counter(t for value in values for t in tokens(value))
             ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-            spec["vocabulary"] = [t for t, _ in ranked[: spec["vocabulary_size"] - 2]]
+            spec = dataclasses.replace(spec, vocabulary=[t for t, _ in ranked[: spec.vocabulary_size - 2]])
         fitted.append(spec)
     return fitted
 
 
-def encode(frame: pd.DataFrame, specs: list[dict], input_kind: str):
+def encode(frame: pd.DataFrame, specs: list[ColumnSpec], input_kind: str):
     """Model inputs for `frame`: a (n, k) float block, or a dict of one input per column group."""
-    numeric = [s for s in specs if s["kind"] == "numeric"]
-    others = [s for s in specs if s["kind"] != "numeric"]
+    numeric = [s for s in specs if s.kind == "numeric"]
+    others = [s for s in specs if s.kind != "numeric"]
     parts: dict[str, np.ndarray] = {}
     if numeric:
-        block = np.stack([pd.to_numeric(frame[s["name"]], errors="coerce").fillna(s["fill"]).to_numpy("float32")
-                          for s in numeric], axis=1)
-        parts["numeric"] = block
+        parts["numeric"] = np.stack([pd.to_numeric(frame[s.name], errors="coerce").fillna(s.fill).to_numpy("float32")
+                                     for s in numeric], axis=1)
     for spec in others:
-        if spec["kind"] == "categorical":
-            index = {v: i + 1 for i, v in enumerate(spec["vocabulary"])}
-            fill = spec["most_frequent"] if spec["missing"] == "most_frequent" else None
-            parts[spec["input"]] = np.array(
-                [[index.get(v if v is not None else fill, 0)] for v in category_strings(frame[spec["name"]])], "int32")
+        if spec.kind == "categorical":
+            index = {v: i + 1 for i, v in enumerate(spec.vocabulary)}
+            fill = spec.most_frequent if spec.missing == "most_frequent" else None
+            parts[spec.input] = np.array(
+                [[index.get(v if v is not None else fill, 0)] for v in category_strings(frame[spec.name])], "int32")
         else:
-            parts[spec["input"]] = text_ids(frame[spec["name"]], spec)
+            parts[spec.input] = text_ids(frame[spec.name], spec)
     if input_kind == "text" or (not others):
         return next(iter(parts.values()))
     return parts
 
 
-def text_ids(values, spec: dict) -> np.ndarray:
+def text_ids(values, spec: ColumnSpec) -> np.ndarray:
     """Token ids, truncated or padded (with 0) to the spec's sequence length.
 
     An empty text becomes one unknown token: the model averages the unmasked word embeddings,
     and an all-padding row would make that average 0/0.
     """
-    index = {t: i + 2 for i, t in enumerate(spec["vocabulary"])}
-    length = spec["sequence_length"]
+    index = {t: i + 2 for i, t in enumerate(spec.vocabulary)}
+    length = spec.sequence_length
     ids = np.zeros((len(values), length), dtype="int32")
     for row, value in enumerate(values):
         found = [index.get(t, UNKNOWN) for t in tokens(value)][:length] or [UNKNOWN]

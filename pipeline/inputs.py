@@ -61,26 +61,27 @@ def predict(model, x) -> np.ndarray:
     return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
 
 
-def describe(x, schema) -> list[dict]:
+def describe(x, schema) -> list:
     """Each model input of encoded `x`: name, shape (per row), dtype, and what it holds."""
+    from pipeline.schema import ModelInput
+
     if isinstance(x, ImageFiles):
-        return [{"name": "features", "kind": "image", "shape": x.settings.shape, "dtype": "float32",
-                 "holds": "pixels 0..255 after decoding, colour conversion and resize/pad (pipeline.images)"}]
-    by_input = {c["input"]: c for c in schema.columns}
-    numeric = [c["name"] for c in schema.columns if c["kind"] == "numeric"]
+        return [ModelInput("features", x.settings.shape, "float32", kind="image",
+                           holds="pixels 0..255 after decoding, colour conversion and resize/pad (pipeline.images)")]
+    by_input = {c.input: c for c in schema.columns}
+    numeric = [c.name for c in schema.columns_of("numeric")]
     parts = x if isinstance(x, dict) else {"features": x}
     described = []
     for name, values in parts.items():
-        entry = {"name": name, "shape": list(values.shape[1:]), "dtype": str(values.dtype)}
+        shape, dtype = list(values.shape[1:]), str(values.dtype)
         column = by_input.get(name) or (schema.columns[0] if schema.input_kind == "text" else None)
         if column is not None:
-            words = len(column["vocabulary"])
-            ids = f"0: padding, 1: unknown word, 2..{words + 1}: vocabulary" if column["kind"] == "text" \
+            words = len(column.vocabulary)
+            ids = f"0: padding, 1: unknown word, 2..{words + 1}: vocabulary" if column.kind == "text" \
                 else f"0: unknown or missing, 1..{words}: vocabulary"
-            entry.update(kind=column["kind"], column=column["name"], ids=ids)
+            described.append(ModelInput(name, shape, dtype, kind=column.kind, column=column.name, ids=ids))
         elif numeric:
-            entry.update(kind="numeric", columns=numeric)
+            described.append(ModelInput(name, shape, dtype, kind="numeric", columns=numeric))
         else:
-            entry.update(kind=schema.input_kind, columns=schema.features)
-        described.append(entry)
+            described.append(ModelInput(name, shape, dtype, kind=schema.input_kind, columns=schema.features))
     return described

@@ -18,14 +18,15 @@ import numpy as np
 import pandas as pd
 
 from pipeline import inputs
-from pipeline.data import DataError, Schema, image_path, read_table
+from pipeline.data import DataError, image_path, read_table
 from pipeline.features import check_values, encode
 from pipeline.images import ImageFiles, is_image_name
+from pipeline.schema import ColumnSpec, Schema
 
 
 def load_exported(model_path: str | Path):
     """The model (Keras safe mode on) and the schema saved beside it."""
-    from pipeline.models import load_model
+    from pipeline.models.builder import load_model
 
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -111,7 +112,7 @@ def _columns_as_array(frame: pd.DataFrame, features: list[str], path: Path) -> n
     absent = [c for c in features if c not in frame.columns]
     if absent:
         raise DataError(f"predict: {path} lacks column(s) {absent}; the model expects {features}")
-    check_values(frame, [{"name": c, "kind": "numeric", "missing": "error"} for c in features], str(path))
+    check_values(frame, [ColumnSpec(c, "numeric", "error", c) for c in features], str(path))
     return frame[features].to_numpy(dtype="float32")
 
 
@@ -129,28 +130,10 @@ def _fit_shape(array: np.ndarray, schema: Schema, path: Path) -> np.ndarray:
     )
 
 
-def predictions_frame(raw: np.ndarray, schema: Schema) -> pd.DataFrame:
-    """Readable predictions: the class (or value) and one probability column per class."""
-    if schema.task == "regression":
-        return pd.DataFrame({"prediction": raw.reshape(-1)})
-    if schema.task == "multilabel":
-        frame = pd.DataFrame(raw, columns=[f"prob_{c}" for c in schema.classes])
-        frame.insert(0, "prediction", [";".join(c for c, p in zip(schema.classes, row) if p >= 0.5) for row in raw])
-        return frame
-    if schema.task == "binary":
-        positive = raw.reshape(-1)
-        probs = np.stack([1 - positive, positive], axis=1)
-    else:
-        probs = raw
-    frame = pd.DataFrame(probs, columns=[f"prob_{c}" for c in schema.classes])
-    frame.insert(0, "prediction", np.array(schema.classes)[probs.argmax(axis=1)])
-    return frame
-
-
 def predict_file(model_path: str | Path, input_path: str | Path) -> pd.DataFrame:
     model, schema = load_exported(model_path)
     x, names = read_input(input_path, schema)
-    frame = predictions_frame(inputs.predict(model, x), schema)
+    frame = schema.task.predictions_frame(inputs.predict(model, x), schema.classes)
     if names is not None:
         frame.insert(0, "file", names)
     return frame

@@ -14,9 +14,9 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from pipeline.data import Schema
 from pipeline.images import ImageFiles
 from pipeline.predict import flat_frame
+from pipeline.schema import Schema
 
 CHAMPION = "champion"
 GOAL_MISSED_TAG = "goal_missed"
@@ -36,7 +36,7 @@ def serving_example(raw, schema: Schema) -> pd.DataFrame:
     """Raw test rows as a serving request carries them: table columns, image paths, or flat values."""
     if isinstance(raw, pd.DataFrame):
         frame = raw[schema.features].copy()
-        numeric = [c["name"] for c in schema.columns if c["kind"] == "numeric"]
+        numeric = [c.name for c in schema.columns_of("numeric")]
         frame[numeric] = frame[numeric].astype("float64")  # a request may send 3, 3.5 or null alike
         return frame.reset_index(drop=True)
     if isinstance(raw, ImageFiles):

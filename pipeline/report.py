@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.objective import Objective
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 0 1.5rem 3rem;
        color: #1d1d1f; line-height: 1.45; }
@@ -112,7 +114,7 @@ def image(path: Path, caption: str) -> str:
 
 def verdict_header(test: dict, source: str, task: str) -> str:
     met = test["goal_met"]
-    sign = "<=" if test["direction"] == "min" else ">="
+    sign = Objective(test["metric"]).comparison
     interval = test.get("interval_95") or {}
     detail = (f"margin {test['margin']:+.4f}; 95% bootstrap interval [{interval.get('low', float('nan')):.4f}, "
               f"{interval.get('high', float('nan')):.4f}] on {test['test_rows']} test rows: "

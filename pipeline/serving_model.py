@@ -20,18 +20,18 @@ class PipelineModel(PythonModel):
     """Predictions (class and probabilities, or value) for a DataFrame of raw input rows."""
 
     def load_context(self, context) -> None:
-        from pipeline.data import Schema
-        from pipeline.models import load_model
+        from pipeline.models.builder import load_model
+        from pipeline.schema import Schema
 
         self.model = load_model(context.artifacts["model"])
         self.schema = Schema.from_json(context.artifacts["schema"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from pipeline import inputs
-        from pipeline.predict import frame_inputs, predictions_frame
+        from pipeline.predict import frame_inputs
 
         x = frame_inputs(pd.DataFrame(model_input), self.schema, REQUEST)
-        return predictions_frame(inputs.predict(self.model, x), self.schema)
+        return self.schema.task.predictions_frame(inputs.predict(self.model, x), self.schema.classes)
 
 
 mlflow.models.set_model(PipelineModel())

@@ -1,4 +1,5 @@
-"""Fitting a design: the goal metric as a per-epoch log entry, early stopping, time limits."""
+"""Compiling and fitting a design: optimizer and schedule, the task's loss, the goal metric as a
+per-epoch log entry, early stopping and time limits."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import time
 import keras
 import numpy as np
 
-from pipeline import inputs, metrics
-from pipeline.config import GoalConfig
+from pipeline import inputs
+from pipeline.config import GoalConfig, TrainConfig
+from pipeline.designs import Design
+from pipeline.prepared import Rows, Splits
+from pipeline.tasks import Task
 
 GOAL_LOG_KEY = "val_goal"
 TRAIN_GOAL_LOG_KEY = "goal"
@@ -18,28 +22,28 @@ TRAIN_SAMPLE_ROWS = 1024
 class GoalMetric(keras.callbacks.Callback):
     """Adds the goal metric to the epoch logs: `val_goal` (validation) and `goal` (a train sample).
 
-    Only for metrics Keras lacks (balanced accuracy, macro F1, AUC, multilabel accuracy); the
-    others are compiled into the model. Keras passes one logs dict through every callback, so
-    early stopping, KerasTuner's objective and the history CSV see it when this callback is first.
+    Only for metrics Keras lacks (balanced accuracy, macro F1, AUC, multilabel accuracy), or for
+    the train value measured in inference mode; the others are compiled into the model. Keras
+    passes one logs dict through every callback, so early stopping, KerasTuner's objective and
+    the history CSV see it when this callback is first.
     """
 
-    def __init__(self, goal: GoalConfig, x_val: np.ndarray, y_val: np.ndarray,
-                 x_train: np.ndarray | None = None, y_train: np.ndarray | None = None, validation: bool = True):
+    def __init__(self, goal: GoalConfig, validation: Rows, train: Rows | None = None, on_validation: bool = True):
         super().__init__()
-        self.goal, self.x_val, self.y_val, self.validation = goal, x_val, y_val, validation
-        self.x_train = None if x_train is None else inputs.head(x_train, TRAIN_SAMPLE_ROWS)
-        self.y_train = None if y_train is None else y_train[:TRAIN_SAMPLE_ROWS]
+        self.goal, self.validation, self.on_validation = goal, validation, on_validation
+        self.train = None if train is None else Rows(inputs.head(train.x, TRAIN_SAMPLE_ROWS),
+                                                     train.y[:TRAIN_SAMPLE_ROWS])
 
-    def _score(self, x, y) -> float:
-        return metrics.compute(self.goal.task, self.goal.metric, y, inputs.predict(self.model, x))
+    def _score(self, rows: Rows) -> float:
+        return self.goal.kind.score(self.goal.metric, rows.y, inputs.predict(self.model, rows.x))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        if self.validation:
-            logs[GOAL_LOG_KEY] = self._score(self.x_val, self.y_val)
-        if self.x_train is not None:
-            logs[TRAIN_GOAL_LOG_KEY] = self._score(self.x_train, self.y_train)
+        if self.on_validation:
+            logs[GOAL_LOG_KEY] = self._score(self.validation)
+        if self.train is not None:
+            logs[TRAIN_GOAL_LOG_KEY] = self._score(self.train)
 
 
 class Deadline(keras.callbacks.Callback):
@@ -48,21 +52,19 @@ class Deadline(keras.callbacks.Callback):
     def __init__(self, deadline: float):
         super().__init__()
         self.deadline = deadline
-        self.hit = False
 
     def on_epoch_end(self, epoch, logs=None):
         if time.monotonic() >= self.deadline:
-            self.hit = True
             self.model.stop_training = True
 
 
 def monitored(goal: GoalConfig, monitor: str) -> tuple[str, str]:
     """(log key, mode) that early stopping and the plateau schedule watch."""
-    return ("val_loss", "min") if monitor == "loss" else (GOAL_LOG_KEY, goal.direction)
+    return ("val_loss", "min") if monitor == "loss" else (GOAL_LOG_KEY, goal.objective.direction)
 
 
-def training_callbacks(goal: GoalConfig, validation: tuple, patience: int, deadline: float | None = None,
-                       train: tuple | None = None, exact_train_metric: bool = False, monitor: str = "loss") -> list:
+def training_callbacks(goal: GoalConfig, validation: Rows, patience: int, deadline: float | None = None,
+                       train: Rows | None = None, exact_train_metric: bool = False, monitor: str = "loss") -> list:
     """Goal metric first when Keras lacks it (others read it), then NaN guard, early stopping, deadline.
 
     Keras's own train metric is a running mean over the epoch with dropout active, which reads
@@ -70,13 +72,10 @@ def training_callbacks(goal: GoalConfig, validation: tuple, patience: int, deadl
     `monitor="loss"` stops on validation loss: on a small validation split the goal metric
     saturates (every design 1 error short) long before the model stops improving.
     """
-    from pipeline.models.builder import has_native_goal_metric
-
-    native = has_native_goal_metric(goal.task, goal.metric)
-    if not native:
-        callbacks = [GoalMetric(goal, *validation, *(train or ()))]
+    if goal.kind.native_metrics.get(goal.metric) is None:
+        callbacks = [GoalMetric(goal, validation, train)]
     elif exact_train_metric and train is not None:
-        callbacks = [GoalMetric(goal, *validation, *train, validation=False)]
+        callbacks = [GoalMetric(goal, validation, train, on_validation=False)]
     else:
         callbacks = []
     key, mode = monitored(goal, monitor)
@@ -102,26 +101,66 @@ def steps_per_epoch(n_rows: int, batch_size: int) -> int:
     return max(1, -(-n_rows // batch_size))
 
 
-def fit_design(design: dict, schema, splits: dict, goal: GoalConfig, epochs: int, patience: int,
-               seed: int, verbose: int = 2, deadline: float | None = None, monitor: str = "loss"):
-    """Build, compile and fit `design` on the train split; returns (model, history dict)."""
-    from pipeline.models import build_model, compile_model
+def compile_model(model: keras.Model, task: Task, hp: dict, steps_per_epoch: int, epochs: int,
+                  goal_metric: str | None = None) -> None:
+    """Compile with the optimizer, learning rate and schedule named in `hp`, and the task's loss.
 
-    keras.utils.set_random_seed(seed)
-    model = build_model(design, schema, design["preprocessing"])
-    hp = design["hyperparameters"]
-    x_train, y_train = splits["train"]
-    compile_model(model, schema.task, hp, steps_per_epoch(len(y_train), hp["batch_size"]), epochs, goal.metric)
+    When Keras has the goal metric built in, it is compiled in under the name `goal`, so the
+    epoch logs carry `goal` and `val_goal` at no extra cost.
+    """
+    lr = float(hp["learning_rate"])
+    total_steps = max(1, steps_per_epoch * epochs)
+    schedule = {
+        "constant": lambda: lr,
+        "cosine": lambda: keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps, alpha=0.05),
+        "exponential": lambda: keras.optimizers.schedules.ExponentialDecay(
+            lr, decay_steps=total_steps, decay_rate=0.05
+        ),
+        "plateau": lambda: lr,  # constant here; training adds ReduceLROnPlateau
+    }[hp.get("lr_schedule", "constant")]()
+    clipnorm = hp.get("clipnorm")
+    optimizer = {
+        "adam": lambda: keras.optimizers.Adam(schedule, clipnorm=clipnorm),
+        "adamw": lambda: keras.optimizers.AdamW(schedule, clipnorm=clipnorm),
+        "sgd": lambda: keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, clipnorm=clipnorm),
+        "rmsprop": lambda: keras.optimizers.RMSprop(schedule, clipnorm=clipnorm),
+    }[hp["optimizer"]]()
+    native = task.native_metric(goal_metric) if goal_metric else None
+    model.compile(optimizer=optimizer, loss=task.loss, metrics=[native] if native else [task.compiled_metric])
+
+
+def fit_design(design: Design, schema, splits: Splits, train: TrainConfig, goal: GoalConfig, *,
+               epochs: int | None = None, deadline: float | None = None, verbose: int | None = None):
+    """Build, compile and fit `design` on the train split, as the `train` section says.
+
+    `epochs` (default `train.epochs`), `deadline` and `verbose` (default `train.verbose`) override
+    the section for search runs. Returns (model, history dict).
+    """
+    from pipeline.models.builder import build_model
+
+    epochs = epochs or train.epochs
+    keras.utils.set_random_seed(train.seed)
+    model = build_model(design, schema)
+    hp = design.hyperparameters
+    compile_model(model, schema.task, hp, steps_per_epoch(len(splits.train), hp["batch_size"]), epochs, goal.metric)
+    patience = train.early_stopping_patience
     history = inputs.fit(
-        model, x_train, y_train, hp["batch_size"], validation_data=splits["validation"], epochs=epochs, seed=seed,
-        callbacks=training_callbacks(goal, splits["validation"], patience, deadline, train=splits["train"],
-                                     exact_train_metric=True, monitor=monitor)
-        + schedule_callbacks(hp, goal, patience, monitor),
-        verbose=verbose,
+        model, splits.train.x, splits.train.y, hp["batch_size"],
+        validation_data=(splits.validation.x, splits.validation.y), epochs=epochs, seed=train.seed,
+        callbacks=training_callbacks(goal, splits.validation, patience, deadline, train=splits.train,
+                                     exact_train_metric=True, monitor=train.early_stopping_monitor)
+        + schedule_callbacks(hp, goal, patience, train.early_stopping_monitor),
+        verbose=train.verbose if verbose is None else verbose,
     )
     return model, history.history
 
 
-def score(model: keras.Model, goal: GoalConfig, x: np.ndarray, y: np.ndarray) -> float:
-    """The goal metric of `model` on (x, y)."""
-    return metrics.compute(goal.task, goal.metric, y, inputs.predict(model, x))
+def score(model: keras.Model, goal: GoalConfig, rows: Rows) -> float:
+    """The goal metric of `model` on some rows."""
+    return goal.kind.score(goal.metric, rows.y, inputs.predict(model, rows.x))
+
+
+def score_and_loss(model: keras.Model, goal: GoalConfig, rows: Rows) -> tuple[float, float]:
+    """(goal metric, loss) of a model on some rows: the loss breaks ties in the goal metric."""
+    raw = inputs.predict(model, rows.x)
+    return goal.kind.score(goal.metric, rows.y, raw), goal.kind.validation_loss(rows.y, np.asarray(raw))

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, compose_params
-from pipeline.data import DataError, load_dataset
+from pipeline.data import load_dataset
+from pipeline.errors import DataError
 from pipeline.paths import Paths
 from tests.conftest import REPO, TINY, make_config, run_stages
 from tests.datagen import image_folder, mixed_table, time_series
@@ -147,10 +148,19 @@ def test_windows_need_enough_rows_and_a_time_column(tmp_path):
 
 
 def test_split_settings_are_checked_before_any_work():
-    with pytest.raises(ConfigError, match="`split.method`: got 'group'; group needs data.group_column"):
+    with pytest.raises(ConfigError, match=r"`split.column`: missing; this key is required \(e.g. -S split.column=...\)"):
+        make_config("split=group")
+    with pytest.raises(ConfigError, match="`split.column`: got None; a group split needs the column whose values"):
         make_config("split.method=group")
+    with pytest.raises(ConfigError, match="`split.method`: got 'group'; a group split reads a column of a csv/parquet"):
+        make_config("split=group", "split.column=digit")
     with pytest.raises(ConfigError, match="`split.method`: got 'stratified'; stratified needs classes"):
-        make_config("data=diabetes", "split.method=stratified")
+        make_config("data=diabetes", "split=stratified")
+    with pytest.raises(ConfigError, match="`split.column`: got 'date'; a random split reads no column"):
+        make_config("split=random", "split.column=date")
+    with pytest.raises(ConfigError, match="`split.method`: got 'shuffled'; allowed: auto, random, stratified, group, "
+                                          "time"):
+        make_config("split.method=shuffled")
 
 
 def _digest(folder):

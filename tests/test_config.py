@@ -16,7 +16,7 @@ def test_default_is_digits_cnn_with_its_goal():
     cfg = make_config()
     assert (cfg.data.source, cfg.goal.task, cfg.goal.metric, cfg.goal.threshold) == ("digits", "multiclass", "accuracy", 0.98)
     assert cfg.family == "cnn"
-    assert cfg.search_families == ["cnn", "resnet", "inception"]
+    assert cfg.search_families == ["cnn", "inception", "resnet"]
 
 
 @pytest.mark.parametrize("choice, task, family", [
@@ -134,7 +134,8 @@ def test_a_choice_outside_what_is_allowed_names_the_key():
     message = _error(raw_default("model.common.activation.choices=[relu,swishy]"))
     assert "`model.common.activation.choices.1`: got 'swishy'; allowed: 'relu', 'leaky_relu', 'gelu'" in message
     message = _error(raw_default("model.families=[cnn,vit]"))
-    assert "`model.families.1`: got 'vit'; allowed: 'mlp', 'cnn', 'resnet', 'inception', 'rnn' or 'transformer'" in message
+    assert ("`model.families.1`: got 'vit'; allowed: 'cnn', 'inception', 'mlp', 'resnet', 'rnn', 'tcn' or "
+            "'transformer'") in message
 
 
 def test_the_initial_family_is_always_searched():
@@ -144,7 +145,7 @@ def test_the_initial_family_is_always_searched():
 
 def test_npz_needs_its_layout_declared():
     message = _error(raw_default("data=npz", "data.path=x.npz"))
-    assert "`data.input`: missing; this key is required" in message
+    assert "`data.input`: got None; required for npz: image (n, H, W, C), sequence (n, steps, features)" in message
     raw = raw_default("data=npz", "data.path=x.npz", "data.input=sequence")
     assert validate_config(raw).data.input_kind == "sequence"
 
@@ -158,3 +159,20 @@ def test_goal_stage_fails_on_bad_config_before_touching_data(tmp_path):
     assert result.returncode == 2
     assert "`goal.metric`: got 'acuracy'; allowed for multiclass" in result.stderr
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_deprecated_group_column_still_works_and_says_what_to_write(capsys):
+    cfg = make_config("data=csv", "data.path=t.csv", "data.target=y", "data.group_column=customer",
+                      "split.method=group")
+    assert cfg.split.method == "group" and cfg.split.column == "customer"
+    note = capsys.readouterr().err
+    assert "`data.group_column` is deprecated; read as `split.column` ('customer')" in note
+    assert "-S split=group -S split.column=customer" in note
+
+
+def test_split_kinds_carry_their_own_fields():
+    cfg = make_config("data=csv", "data.path=t.csv", "data.target=y", "split=time", "split.column=day")
+    assert type(cfg.split).__name__ == "TimeSplit" and cfg.split.key_column(cfg.data) == "day"
+    assert type(make_config("split=random").split).__name__ == "RandomSplit"
+    assert type(make_config().split_kind).__name__ == "StratifiedSplit"  # auto, for classes
+    assert type(make_config("data=diabetes").split_kind).__name__ == "RandomSplit"

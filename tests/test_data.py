@@ -3,13 +3,14 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DataConfig
-from pipeline.data import DataError, Schema, load_dataset
+from pipeline.data import DataError, load_dataset
+from pipeline.schema import RESCALE_UNIT, Scaling, Schema
 
 
 def test_digits_are_8x8x1_images_with_raw_values():
     ds = load_dataset(DataConfig(source="digits"), "multiclass")
     assert ds.x.shape == (1797, 8, 8, 1) and ds.x.dtype == np.float32
-    assert ds.x.max() == 16.0 and ds.schema.scaling == {"kind": "rescale", "scale": 1 / 16}
+    assert ds.x.max() == 16.0 and ds.schema.scaling == Scaling("rescale", 1 / 16)
     assert ds.schema.classes == [str(i) for i in range(10)] and ds.schema.input_kind == "image"
 
 
@@ -96,7 +97,7 @@ def test_npz_images_sequences_and_tables(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "img.npz", x=rng.integers(0, 255, (20, 6, 5, 3)).astype("uint8"), y=np.arange(20) % 2)
     ds = load_dataset(DataConfig(source="npz", path=str(tmp_path / "img.npz"), input="image"), "binary")
-    assert ds.schema.input_shape == [6, 5, 3] and ds.schema.scaling == {"kind": "rescale", "scale": 1 / 255}
+    assert ds.schema.input_shape == [6, 5, 3] and ds.schema.scaling == RESCALE_UNIT
     np.savez(tmp_path / "seq.npz", x=rng.normal(size=(20, 7, 2)), y=rng.normal(size=20))
     ds = load_dataset(DataConfig(source="npz", path=str(tmp_path / "seq.npz"), input="sequence"), "regression")
     assert ds.schema.input_kind == "sequence" and ds.schema.input_shape == [7, 2] and ds.y.dtype == np.float32

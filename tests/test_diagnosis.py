@@ -64,7 +64,7 @@ PLAN = RoundPlan(IMAGE_SPACE, trial_epochs=10, full_epochs=40)
 
 
 def diagnosis(kind):
-    from pipeline.search.diagnosis import Diagnosis
+    from pipeline.search.records import Diagnosis
 
     return [Diagnosis(kind, "test")]
 

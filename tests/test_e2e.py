@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -84,6 +85,26 @@ def test_dvc_repro_end_to_end(repo):
 
     status = run(["dvc", "status"], repo).stdout
     assert "up to date" in status
+
+
+def stages_run(out: str) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", out))
+
+
+def repro_after(repo, key: str, value) -> set[str]:
+    """Change one params.yaml key, `dvc repro`, and say which stages ran."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    section, name = key.split(".")
+    params[section][name] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return stages_run(run(["dvc", "repro"], repo).stdout)
+
+
+def test_a_changed_key_reruns_only_the_stages_that_read_it(repo):
+    # after test_dvc_repro_end_to_end: everything is up to date
+    assert repro_after(repo, "train.verbose", 1) == set()  # display only
+    assert repro_after(repo, "search.time_budget_s", 61) == {"redesign", "validate", "export", "report"}
+    assert repro_after(repo, "goal.threshold", 0.999) == {"goal", "redesign", "validate", "export", "report"}
 
 
 def test_dvc_exp_run_composes_hydra_overrides(repo):

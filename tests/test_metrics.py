@@ -1,56 +1,84 @@
+"""Task scores from raw outputs, and the objective: direction, comparison, margins, ranking."""
+
+import math
+
 import numpy as np
 import pytest
 
-from pipeline import metrics
+from pipeline.objective import Objective
+from pipeline.tasks import task_named
+
+BINARY, MULTICLASS, REGRESSION = task_named("binary"), task_named("multiclass"), task_named("regression")
 
 
 def test_classification_metrics_from_probabilities():
     y = np.array([0, 1, 2, 2])
     probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])
-    assert metrics.compute("multiclass", "accuracy", y, probs) == pytest.approx(0.75)
-    assert metrics.compute("multiclass", "balanced_accuracy", y, probs) == pytest.approx((1 + 1 + 0.5) / 3)
-    assert metrics.compute("multiclass", "auc", y, probs) > 0.5
+    assert MULTICLASS.score("accuracy", y, probs) == pytest.approx(0.75)
+    assert MULTICLASS.score("balanced_accuracy", y, probs) == pytest.approx((1 + 1 + 0.5) / 3)
+    assert MULTICLASS.score("auc", y, probs) > 0.5
 
 
 def test_binary_uses_threshold_half():
     y = np.array([0, 1, 1, 0])
     raw = np.array([[0.2], [0.9], [0.4], [0.6]])
-    assert metrics.compute("binary", "accuracy", y, raw) == 0.5
-    assert metrics.compute("binary", "auc", y, raw) == pytest.approx(0.75)
+    assert BINARY.score("accuracy", y, raw) == 0.5
+    assert BINARY.score("auc", y, raw) == pytest.approx(0.75)
+    assert BINARY.labels(np.array([0.5])).tolist() == [1]
+    assert BINARY.predictions_frame(np.array([0.5]), ["no", "yes"])["prediction"].tolist() == ["yes"]
 
 
 def test_regression_metrics():
     y = np.array([1.0, 2.0, 3.0])
     pred = np.array([1.0, 2.0, 5.0])
-    assert metrics.compute("regression", "rmse", y, pred) == pytest.approx(np.sqrt(4 / 3))
-    assert metrics.compute("regression", "mae", y, pred) == pytest.approx(2 / 3)
-    assert metrics.compute("regression", "r2", y, pred) == pytest.approx(1 - 4 / 2)
+    assert REGRESSION.score("rmse", y, pred) == pytest.approx(np.sqrt(4 / 3))
+    assert REGRESSION.score("mae", y, pred) == pytest.approx(2 / 3)
+    assert REGRESSION.score("r2", y, pred) == pytest.approx(1 - 4 / 2)
 
 
 def test_nan_outputs_score_worst():
-    assert metrics.compute("binary", "accuracy", np.array([0, 1]), np.array([np.nan, 0.3])) == float("-inf")
-    assert metrics.compute("regression", "rmse", np.array([0.0]), np.array([np.nan])) == float("inf")
+    assert BINARY.score("accuracy", np.array([0, 1]), np.array([np.nan, 0.3])) == float("-inf")
+    assert REGRESSION.score("rmse", np.array([0.0]), np.array([np.nan])) == float("inf")
 
 
 def test_goal_direction_and_margin():
-    assert metrics.goal_met(0.99, 0.98, "accuracy") and not metrics.goal_met(0.97, 0.98, "accuracy")
-    assert metrics.goal_met(3.0, 4.0, "rmse") and not metrics.goal_met(5.0, 4.0, "rmse")
-    assert metrics.margin(0.99, 0.98, "accuracy") == pytest.approx(0.01)
-    assert metrics.margin(3.0, 4.0, "mae") == pytest.approx(1.0)
-    assert not metrics.goal_met(float("nan"), 0.5, "auc")
+    assert Objective("accuracy", 0.98).met(0.99) and not Objective("accuracy", 0.98).met(0.97)
+    assert Objective("rmse", 4.0).met(3.0) and not Objective("rmse", 4.0).met(5.0)
+    assert Objective("accuracy", 0.98).margin(0.99) == pytest.approx(0.01)
+    assert Objective("mae", 4.0).margin(3.0) == pytest.approx(1.0)
+    assert not Objective("auc", 0.5).met(float("nan"))
+    assert Objective("rmse", 4.0).comparison == "<=" and Objective("r2", 0.5).comparison == ">="
 
 
 def test_unknown_metric_for_task_raises():
     with pytest.raises(ValueError, match="metric 'rmse' is not defined for task 'binary'"):
-        metrics.compute("binary", "rmse", np.array([0]), np.array([0.2]))
+        BINARY.score("rmse", np.array([0]), np.array([0.2]))
 
 
 def test_goal_margin_asks_for_more_than_the_threshold():
-    assert metrics.goal_met(0.992, 0.99, "accuracy") and not metrics.goal_met(0.992, 0.99, "accuracy", margin=0.005)
-    assert metrics.goal_met(3.0, 4.0, "rmse", margin=0.5) and not metrics.goal_met(3.8, 4.0, "rmse", margin=0.5)
+    assert Objective("accuracy", 0.99).met(0.992) and not Objective("accuracy", 0.99).met(0.992, margin=0.005)
+    assert Objective("rmse", 4.0).met(3.0, margin=0.5) and not Objective("rmse", 4.0).met(3.8, margin=0.5)
 
 
 def test_auto_stop_margin_is_a_standard_error_on_the_validation_split():
-    assert metrics.stop_margin("auto", "accuracy", 0.99, 270) == pytest.approx(1.645 * (0.99 * 0.01 / 270) ** 0.5)
-    assert metrics.stop_margin("auto", "accuracy", 0.9, 10_000) < metrics.stop_margin("auto", "accuracy", 0.9, 100)
-    assert metrics.stop_margin("auto", "r2", 0.5, 100) == 0.0 and metrics.stop_margin(0.01, "r2", 0.5, 100) == 0.01
+    accuracy = Objective("accuracy", 0.99)
+    assert accuracy.stop_margin("auto", 270) == pytest.approx(1.645 * (0.99 * 0.01 / 270) ** 0.5)
+    assert Objective("accuracy", 0.9).stop_margin("auto", 10_000) < Objective("accuracy", 0.9).stop_margin("auto", 100)
+    assert Objective("r2", 0.5).stop_margin("auto", 100) == 0.0 and Objective("r2", 0.5).stop_margin(0.01, 100) == 0.01
+
+
+@pytest.mark.parametrize("metric, better, worse", [("accuracy", 0.9, 0.8), ("rmse", 1.0, 2.0), ("r2", 0.5, -1.0)])
+def test_better_than_and_best_follow_the_direction(metric, better, worse):
+    objective = Objective(metric)
+    assert objective.better_than(better, worse) and not objective.better_than(worse, better)
+    assert not objective.better_than(math.nan, worse) and objective.better_than(worse, math.nan)
+    runs = [{"v": worse, "loss": 0.1}, {"v": better, "loss": 0.9}, {"v": better, "loss": 0.5}, {"v": math.nan}]
+    assert objective.best(runs, value=lambda r: r["v"], loss=lambda r: r.get("loss", 9)) is runs[2]
+    assert objective.order([worse, math.nan, better]) == [2, 0, 1]
+    assert objective.order([worse, math.nan, better], worst_first=True) == [0, 2, 1]
+    assert objective.best_index([worse, better, worse]) == 1
+
+
+def test_lead_is_relative_for_errors_and_absolute_for_scores():
+    assert Objective("accuracy").lead(0.95, 0.90) == pytest.approx(0.05)
+    assert Objective("rmse").lead(30.0, 50.0) == pytest.approx(0.4)  # train 30 vs validation 50: 40% ahead

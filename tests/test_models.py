@@ -1,42 +1,46 @@
 """Builders: every family on image, tabular and sequence inputs of several shapes; collapse
 excluded; preprocessing and heads; augmentation only in training; save/load in safe mode."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from pipeline.config import FAMILIES_BY_INPUT
-from pipeline.data import Schema
-from pipeline.designs import defaults, initial_design
-from pipeline.models import DesignError, build_model, compile_model, layer_table, max_depth
+from pipeline.config import defaults
+from pipeline.designs import initial_design
+from pipeline.errors import DesignError
+from pipeline.models import registry
 from pipeline.models.blocks import halvings, output_size
-from pipeline.models.builder import fit_to_input
+from pipeline.models.builder import build_model, fit_to_input, layer_table, max_depth
+from pipeline.schema import RESCALE_UNIT, STANDARDIZE, Schema
+from pipeline.tasks import task_named
+from pipeline.training import compile_model
 from tests.conftest import make_config
 
 
 def image_schema(shape, task="multiclass", classes=3):
-    return Schema(source="t", task=task, input_kind="image", input_shape=list(shape), features=["pixels"],
-                  scaling={"kind": "rescale", "scale": 1 / 255}, output_kind="classes",
-                  classes=[str(i) for i in range(classes)])
+    return Schema(source="t", task=task_named(task), input_kind="image", input_shape=list(shape), features=["pixels"],
+                  scaling=RESCALE_UNIT, classes=[str(i) for i in range(classes)])
 
 
 def tabular_schema(n, task):
-    return Schema(source="t", task=task, input_kind="tabular", input_shape=[n], features=[f"f{i}" for i in range(n)],
-                  scaling={"kind": "standardize"}, output_kind="value" if task == "regression" else "classes",
+    return Schema(source="t", task=task_named(task), input_kind="tabular", input_shape=[n],
+                  features=[f"f{i}" for i in range(n)], scaling=STANDARDIZE,
                   classes=[] if task == "regression" else ["a", "b"])
 
 
 def sequence_schema(steps, features):
-    return Schema(source="t", task="multiclass", input_kind="sequence", input_shape=[steps, features],
-                  features=["x"], scaling={"kind": "standardize"}, output_kind="classes", classes=["a", "b", "c"])
-
-
-def design_for(family, *overrides):
-    cfg = make_config(f"model={family}", *overrides)
-    return initial_design(cfg)
+    return Schema(source="t", task=task_named("multiclass"), input_kind="sequence", input_shape=[steps, features],
+                  features=["x"], scaling=STANDARDIZE, classes=["a", "b", "c"])
 
 
 def standard_stats(schema):
     return {"mean": [0.0] * schema.input_shape[-1], "variance": [1.0] * schema.input_shape[-1]}
+
+
+def design_for(family, *overrides, stats=None):
+    design = initial_design(make_config(f"model={family}", *overrides))
+    return dataclasses.replace(design, preprocessing=stats or {})
 
 
 def test_output_size_formula():
@@ -46,19 +50,19 @@ def test_output_size_formula():
 
 
 CASES = [(image_schema(s), fam) for s in [(8, 8, 1), (28, 28, 1), (32, 32, 3), (12, 20, 3)]
-         for fam in FAMILIES_BY_INPUT["image"]]
-CASES += [(tabular_schema(13, "multiclass"), fam) for fam in FAMILIES_BY_INPUT["tabular"]]
-CASES += [(sequence_schema(*s), fam) for s in [(20, 3), (5, 1)] for fam in FAMILIES_BY_INPUT["sequence"]]
+         for fam in registry.reading("image")]
+CASES += [(tabular_schema(13, "multiclass"), fam) for fam in registry.reading("tabular")]
+CASES += [(sequence_schema(*s), fam) for s in [(20, 3), (5, 1)] for fam in registry.reading("sequence")]
 
 
 @pytest.mark.parametrize("schema, family", CASES, ids=lambda v: getattr(v, "input_kind", v) and str(
     getattr(v, "input_shape", v)))
 def test_every_family_builds_and_predicts_on_every_input_it_reads(schema, family):
-    design, _ = fit_to_input(design_for(family), schema)
-    model = build_model(design, schema, standard_stats(schema))
+    design = fit_to_input(design_for(family, stats=standard_stats(schema)), schema)
+    model = build_model(design, schema)
     x = np.random.rand(2, *schema.input_shape).astype("float32")
     out = model.predict(x, verbose=0)
-    classes = len(schema.classes) if schema.task == "multiclass" else 1
+    classes = schema.n_outputs
     assert out.shape == (2, classes) and np.all(np.isfinite(out))
 
 
@@ -68,21 +72,21 @@ def test_depth_that_collapses_an_8x8_image_is_refused_and_capped(family, depth, 
     assert max_depth(family, [8, 8, 1]) == limit
     design = design_for(family, f"model.{family}.{depth}={limit + 1}")
     with pytest.raises(DesignError, match=rf"{limit + 1} .* collapse a \[8, 8\] input; at most {limit} fit"):
-        build_model(design, schema, {})
-    fitted, note = fit_to_input(design, schema)
-    assert fitted["hyperparameters"][depth] == limit and "would collapse" in note
-    build_model(fitted, schema, {})
+        build_model(design, schema)
+    fitted = fit_to_input(design, schema)
+    assert fitted.hyperparameters[depth] == limit and "would collapse" in fitted.note
+    build_model(fitted, schema)
 
 
 def test_image_only_families_refuse_other_inputs():
     with pytest.raises(DesignError, match="cnn needs image input"):
-        build_model(design_for("cnn"), sequence_schema(10, 2), standard_stats(sequence_schema(10, 2)))
+        build_model(design_for("cnn", stats=standard_stats(sequence_schema(10, 2))), sequence_schema(10, 2))
 
 
 def test_per_layer_choices_reach_the_layers():
     design = design_for("cnn", "model.cnn.kernel_size=5", "model.cnn.pooling=avg", "model.common.activation=gelu",
                         "model.common.l1=0.001", "model.common.initializer=he_uniform")
-    model = build_model(design, image_schema((8, 8, 1)), {})
+    model = build_model(design, image_schema((8, 8, 1)))
     conv = model.get_layer("block0_conv0")
     assert conv.kernel_size == (5, 5) and type(model.get_layer("block0_pool")).__name__ == "AveragePooling2D"
     assert conv.kernel_regularizer.l1 == pytest.approx(0.001) and type(conv.kernel_initializer).__name__ == "HeUniform"
@@ -90,15 +94,16 @@ def test_per_layer_choices_reach_the_layers():
 
 
 def test_rnn_cell_and_bidirectional_choices():
-    design = design_for("rnn", "model.rnn.cell=gru", "model.rnn.bidirectional=true", "model.rnn.layers=2")
-    model = build_model(design, sequence_schema(12, 2), standard_stats(sequence_schema(12, 2)))
+    design = design_for("rnn", "model.rnn.cell=gru", "model.rnn.bidirectional=true", "model.rnn.layers=2",
+                        stats=standard_stats(sequence_schema(12, 2)))
+    model = build_model(design, sequence_schema(12, 2))
     names = [layer.name for layer in model.layers]
     assert "bi_gru_0" in names and "bi_gru_1" in names
 
 
 def test_augmentation_is_inside_the_model_and_only_active_in_training():
     design = design_for("cnn", "augment.enabled=true", "augment.rotation=0.2")
-    model = build_model(design, image_schema((8, 8, 1)), {})
+    model = build_model(design, image_schema((8, 8, 1)))
     assert {"augment_rotation", "augment_translation", "augment_zoom"} <= {layer.name for layer in model.layers}
     x = np.random.rand(4, 8, 8, 1).astype("float32") * 255
     assert np.allclose(model(x, training=False), model(x, training=False))
@@ -110,7 +115,7 @@ def test_augmentation_is_inside_the_model_and_only_active_in_training():
 def test_regression_head_outputs_target_units():
     cfg = make_config("data=diabetes")
     stats = {"mean": [0.0] * 4, "variance": [1.0] * 4, "target_mean": 150.0, "target_std": 70.0}
-    model = build_model(initial_design(cfg), tabular_schema(4, "regression"), stats)
+    model = build_model(dataclasses.replace(initial_design(cfg), preprocessing=stats), tabular_schema(4, "regression"))
     assert model.get_layer("value").scale == 70.0 and model.get_layer("value").offset == 150.0
     out = model.predict(np.zeros((3, 4), "float32"), verbose=0)
     assert out.shape == (3, 1) and abs(out.mean() - 150) < 150
@@ -119,25 +124,27 @@ def test_regression_head_outputs_target_units():
 def test_binary_head_and_normalization_from_train_stats():
     cfg = make_config("data=breast_cancer")
     stats = {"mean": [10.0, 20.0], "variance": [4.0, 9.0]}
-    model = build_model(initial_design(cfg), tabular_schema(2, "binary"), stats)
+    model = build_model(dataclasses.replace(initial_design(cfg), preprocessing=stats), tabular_schema(2, "binary"))
     normalized = model.get_layer("standardize")(np.array([[12.0, 26.0]], "float32"))
     assert np.allclose(np.asarray(normalized), [[1.0, 2.0]], atol=1e-5)
-    compile_model(model, "binary", {"optimizer": "sgd", "learning_rate": 0.01, "lr_schedule": "cosine"}, 10, 2)
+    compile_model(model, task_named("binary"), {"optimizer": "sgd", "learning_rate": 0.01, "lr_schedule": "cosine"},
+                  10, 2)
     assert model.output_shape == (None, 1)
 
 
 def test_sequence_normalization_is_per_feature():
     schema = sequence_schema(4, 2)
-    model = build_model(design_for("rnn"), schema, {"mean": [1.0, 10.0], "variance": [1.0, 4.0]})
+    model = build_model(design_for("rnn", stats={"mean": [1.0, 10.0], "variance": [1.0, 4.0]}), schema)
     x = np.tile(np.array([2.0, 14.0], "float32"), (1, 4, 1))
     assert np.allclose(np.asarray(model.get_layer("standardize")(x)), np.tile([1.0, 2.0], (1, 4, 1)), atol=1e-5)
 
 
-@pytest.mark.parametrize("family, schema", [("transformer", sequence_schema(6, 2)), ("resnet", image_schema((8, 8, 1)))])
+@pytest.mark.parametrize("family, schema", [("transformer", sequence_schema(6, 2)), ("resnet", image_schema((8, 8, 1))),
+                                            ("tcn", sequence_schema(16, 2)), ("tcn", image_schema((8, 8, 1)))])
 def test_saved_models_load_in_safe_mode(family, schema, tmp_path):
     import keras
 
-    model = build_model(design_for(family), schema, standard_stats(schema))
+    model = build_model(design_for(family, stats=standard_stats(schema)), schema)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     x = np.random.rand(3, *schema.input_shape).astype("float32")
@@ -146,7 +153,7 @@ def test_saved_models_load_in_safe_mode(family, schema, tmp_path):
 
 def test_layer_table_lists_shapes_and_params():
     cfg = make_config()
-    model = build_model(initial_design(cfg), image_schema((8, 8, 1), classes=10), {})
+    model = build_model(initial_design(cfg), image_schema((8, 8, 1), classes=10))
     rows = layer_table(model)
     assert rows[0]["layer"] == "features" and rows[-1]["output_shape"] == "(batch, 10)"
     assert sum(r["params"] for r in rows) == model.count_params()
@@ -154,5 +161,52 @@ def test_layer_table_lists_shapes_and_params():
 
 def test_defaults_are_the_initial_design():
     cfg = make_config("model=resnet")
-    assert defaults(cfg.model.resnet) == {k: v for k, v in initial_design(cfg)["hyperparameters"].items()
+    assert defaults(cfg.model.resnet) == {k: v for k, v in initial_design(cfg).hyperparameters.items()
                                           if k in type(cfg.model.resnet).model_fields}
+
+
+def text_schema(length=12, words=30):
+    from pipeline.schema import NO_SCALING, ColumnSpec
+
+    column = ColumnSpec("review", "text", "empty", "text_review", sequence_length=length, vocabulary_size=words + 2,
+                        vocabulary=[f"w{i}" for i in range(words)])
+    return Schema(source="t", task=task_named("binary"), input_kind="text", input_shape=[length],
+                  features=["review"], scaling=NO_SCALING, classes=["neg", "pos"], columns=[column])
+
+
+def test_tcn_reads_sequences_image_rows_and_word_embeddings():
+    for schema in (sequence_schema(30, 2), image_schema((8, 8, 1)), text_schema()):
+        design = design_for("tcn", "model.tcn.dilation_base=2", "model.tcn.blocks=3", stats=standard_stats(schema))
+        model = build_model(design, schema)
+        dilations = [model.get_layer(f"tcn{b}").dilation_rate for b in range(3)]
+        assert dilations == [(1,), (2,), (4,)]
+        dtype = "int32" if schema.input_kind == "text" else "float32"
+        x = np.random.randint(0, 20, (2, *schema.input_shape)).astype(dtype)
+        assert np.all(np.isfinite(model.predict(x, verbose=0)))
+    assert "tcn" in registry.reading("text") and "tcn" in registry.searched_for("sequence")
+    assert "tcn" in make_config("data=npz", "data.path=x.npz", "data.input=sequence").search_families
+
+
+def test_every_family_file_registers_its_space_and_builder():
+    import importlib
+    import pkgutil
+
+    import pipeline.models.families as package
+
+    modules = sorted(i.name for i in pkgutil.iter_modules(package.__path__))
+    assert modules == sorted(registry.FAMILIES)
+    for name in modules:
+        family = importlib.import_module(f"pipeline.models.families.{name}").FAMILY
+        assert registry.family(name) is family
+        assert family.depth in family.space.model_fields and set(family.widths) <= set(family.space.model_fields)
+    # the config has a section per family, and conf/ declares each family's ranges
+    import yaml
+
+    from pipeline.config import ModelConfig
+    from tests.conftest import REPO
+
+    conf = yaml.safe_load((REPO / "conf" / "model" / "auto.yaml").read_text())
+    assert set(registry.FAMILIES) <= set(ModelConfig.model_fields) and set(registry.FAMILIES) <= set(conf)
+    for kind in registry.INPUT_KINDS:
+        assert registry.initial_for(kind) in registry.reading(kind)
+

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.data import DataError
+from pipeline.errors import DataError
 from pipeline.predict import predict_file
 from tests.conftest import REPO
 

@@ -18,10 +18,11 @@ import pandas as pd
 import pytest
 
 from pipeline import registry
-from pipeline.data import Schema
+from pipeline.files import read_json
 from pipeline.images import ImageFiles
-from pipeline.paths import Paths, read_json
+from pipeline.paths import Paths
 from pipeline.predict import predict_file
+from pipeline.schema import Schema
 from pipeline.stages import export, validate
 from pipeline.tracking import stage_run
 from tests.datagen import mixed_table

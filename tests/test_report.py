@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from pipeline.paths import read_json
+from pipeline.files import read_json
 from pipeline.report import image, table
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

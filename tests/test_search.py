@@ -6,10 +6,11 @@ import time
 import numpy as np
 import pytest
 
+from pipeline.config import SPLIT_KINDS
 from pipeline.data import load_dataset
-from pipeline.designs import DesignSpace, initial_design, preprocessing_stats, values_of
-from pipeline.search import run_rounds
-from pipeline.search.rounds import subsample
+from pipeline.designs import DesignSpace, initial_design, preprocessing_stats
+from pipeline.prepared import Rows, Splits
+from pipeline.search.rounds import RedesignLoop, subsample
 from pipeline.search.space import DesignHyperModel
 from pipeline.search.tuner import run_tuner
 from pipeline.splitting import split_indices
@@ -20,22 +21,22 @@ from tests.conftest import TINY, make_config
 def wine():
     cfg = make_config("data=wine", *TINY)
     ds = load_dataset(cfg.data, "multiclass")
-    idx = split_indices(ds.y, "stratified", 0.2, 0.2, 0)
-    splits = {n: (ds.x[i], ds.y[i]) for n, i in idx.items()}
+    idx = split_indices(ds.y, SPLIT_KINDS["stratified"](validation=0.2, test=0.2, seed=0))
+    splits = Splits(**{n: Rows(ds.x[i], ds.y[i]) for n, i in idx.items()})
     design = initial_design(cfg)
-    design["preprocessing"] = preprocessing_stats(*splits["train"], ds.schema)
+    design.preprocessing = preprocessing_stats(splits.train.x, splits.train.y, ds.schema)
     return ds.schema, splits, design
 
 
-def tune(wine, tmp_path, *overrides, max_trials=2, budget_s=120.0, on_trial_end=None):
-    schema, splits, _ = wine
+def tune(wine, tmp_path, *overrides, max_trials=2, budget_s=120.0, on_trial_end=None, start_at_defaults=True):
+    schema, splits, trained = wine
     cfg = make_config("data=wine", *TINY, *overrides)
     design = initial_design(cfg)
-    design["preprocessing"] = preprocessing_stats(*splits["train"], schema)
-    hypermodel = DesignHyperModel(cfg, schema, design["preprocessing"], DesignSpace.from_config(cfg),
-                                  values_of(design), cfg.search.max_epochs, len(splits["train"][1]))
-    return run_tuner(cfg, hypermodel, splits["train"], splits["validation"], tmp_path, max_trials=max_trials,
-                     deadline=time.monotonic() + budget_s, seed=cfg.search.seed, on_trial_end=on_trial_end)
+    hypermodel = DesignHyperModel(cfg, schema, trained.preprocessing, DesignSpace.from_config(cfg),
+                                  design.values(), cfg.search.max_epochs, len(splits.train))
+    return run_tuner(cfg, hypermodel, splits.train, splits.validation, tmp_path, max_trials=max_trials,
+                     deadline=time.monotonic() + budget_s, seed=cfg.search.seed, on_trial_end=on_trial_end,
+                     start_at_defaults=start_at_defaults)
 
 
 def test_first_trial_is_the_initial_design(wine, tmp_path):
@@ -128,17 +129,16 @@ def test_an_interrupted_search_resumes_without_losing_or_rerunning_a_trial(wine,
 
 
 def test_subsample_is_seeded_stratified_and_sized():
-    y = np.array([0] * 80 + [1] * 20)
-    x = np.arange(100)[:, None]
-    xs, ys = subsample(x, y, 0.25, 3, True)
-    assert len(ys) == 25 and ys.sum() == 5
-    assert (subsample(x, y, 0.25, 3, True)[0] == xs).all()
+    rows = Rows(np.arange(100)[:, None], np.array([0] * 80 + [1] * 20))
+    sample = subsample(rows, 0.25, 3, True)
+    assert len(sample) == 25 and sample.y.sum() == 5
+    assert (subsample(rows, 0.25, 3, True).x == sample.x).all()
 
 
 def rounds(wine, tmp_path, *overrides):
     schema, splits, design = wine
     cfg = make_config("data=wine", *TINY, *overrides)
-    return run_rounds(cfg, schema, splits, design, tmp_path, log=lambda *_: None)
+    return RedesignLoop(cfg, schema, splits, design, tmp_path, log=lambda *_: None).run()
 
 
 def test_rounds_search_a_subset_then_train_the_best_on_all_data(wine, tmp_path):
@@ -147,17 +147,17 @@ def test_rounds_search_a_subset_then_train_the_best_on_all_data(wine, tmp_path):
                      "search.max_trials=4", "search.top_k=1", "search.subset_fraction=0.5", "search.tuner=random")
     assert [t["round"] for t in outcome.trials] == [1, 1, 2, 2]
     assert all(t["data_fraction"] == pytest.approx(0.5, abs=0.01) for t in outcome.trials)
-    singles = [c for c in outcome.candidates if c.design["family"] != "ensemble"]
-    ensembles = [c for c in outcome.candidates if c.design["family"] == "ensemble"]
-    assert len(singles) == 2 and [h["round"] for h in outcome.history] == [1, 2]
+    singles = [c for c in outcome.candidates if not c.design.is_ensemble]
+    ensembles = [c for c in outcome.candidates if c.design.is_ensemble]
+    assert len(singles) == 2 and [h.round for h in outcome.history] == [1, 2]
     # From round 2 on there are two full-data runs to average; the ensemble is scored like a design.
-    assert len(ensembles) == 1 and ensembles[0].round == 2 and len(ensembles[0].design["members"]) == 2
+    assert len(ensembles) == 1 and ensembles[0].round == 2 and len(ensembles[0].design.members) == 2
     _, splits, _ = wine
-    averaged = np.mean([c.model.predict(splits["validation"][0], verbose=0) for c in singles], axis=0)
-    assert ensembles[0].validation == pytest.approx(np.mean(averaged.argmax(1) == splits["validation"][1]))
+    averaged = np.mean([c.model.predict(splits.validation.x, verbose=0) for c in singles], axis=0)
+    assert ensembles[0].validation == pytest.approx(np.mean(averaged.argmax(1) == splits.validation.y))
     assert outcome.stop_reason in ("all rounds done", "trial budget spent")
     first = outcome.history[0]
-    assert first["full_runs"] and first["full_runs"][0]["validation"] == singles[0].validation
+    assert first.full_runs and first.full_runs[0].validation == singles[0].validation
 
 
 def test_goal_stop_ends_the_loop_after_the_first_round(wine, tmp_path):
@@ -174,3 +174,17 @@ def test_time_budget_is_shared_by_all_rounds(wine, tmp_path):
                      "search.tuner=random")
     assert outcome.stop_reason == "time budget spent"
     assert time.monotonic() - started < 3 + 15  # the trial and full training running at the deadline finish their epoch
+
+
+def test_without_default_seeding_the_first_trial_is_the_oracles_own_draw(wine, tmp_path):
+    seeded = tune(wine, tmp_path / "a", "search.tuner=random", max_trials=1).trials[0].hyperparameters
+    drawn = tune(wine, tmp_path / "b", "search.tuner=random", max_trials=1, start_at_defaults=False)
+    assert drawn.trials[0].hyperparameters != seeded
+
+
+def test_the_tuner_uses_only_keras_tuners_public_api():
+    from tests.conftest import REPO
+
+    for path in (REPO / "pipeline").rglob("*.py"):
+        text = path.read_text()
+        assert "keras_tuner.src" not in text and "_random_values" not in text, path

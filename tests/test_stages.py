@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.data import DataError
-from pipeline.paths import Paths, read_json
+from pipeline.config import SPLIT_KINDS
+from pipeline.errors import DataError
+from pipeline.files import read_json
+from pipeline.paths import Paths
 from pipeline.splitting import split_indices
 from pipeline.stages.validate import GoalMissed
 from tests.conftest import ALL_STAGES, TINY, make_config, run_stages
@@ -18,8 +20,8 @@ from tests.conftest import ALL_STAGES, TINY, make_config, run_stages
 def test_goal_stage_writes_goal(breast_cancer_run):
     _, paths, _ = breast_cancer_run
     goal = read_json(paths.goal)
-    assert goal["task"] == "binary" and goal["metric"] == "accuracy" and goal["threshold"] == 0.95
-    assert goal["direction"] == "max" and goal["budget"]["search_max_trials"] == 2
+    assert goal == {"task": "binary", "metric": "accuracy", "threshold": 0.95, "direction": "max",
+                    "goal": "accuracy >= 0.95"}
 
 
 def test_prepare_writes_arrays_and_schema(breast_cancer_run):
@@ -37,15 +39,16 @@ def test_split_is_stratified_disjoint_and_seeded(breast_cancer_run):
     y = np.load(paths.prepared / "data.npz")["y"]
     shares = [y[idx[n]].mean() for n in ("train", "validation", "test")]
     assert max(shares) - min(shares) < 0.03
-    again = split_indices(y, "stratified", 0.15, 0.2, 42)
+    stratified = SPLIT_KINDS["stratified"]
+    again = split_indices(y, stratified(validation=0.15, test=0.2, seed=42))
     assert all((again[n] == idx[n]).all() for n in ("train", "validation", "test"))
-    assert not (split_indices(y, "stratified", 0.15, 0.2, 7)["test"] == idx["test"]).all()
+    assert not (split_indices(y, stratified(validation=0.15, test=0.2, seed=7))["test"] == idx["test"]).all()
 
 
 def test_split_with_too_few_rows_per_class_explains(tmp_path):
     y = np.array([0] * 20 + [1])
     with pytest.raises(DataError, match="class 'b' has 1 row\\(s\\); a stratified split needs at least 2 per class"):
-        split_indices(y, "stratified", 0.15, 0.2, 0, classes=["a", "b"])
+        split_indices(y, SPLIT_KINDS["stratified"](seed=0), classes=["a", "b"])
 
 
 def test_design_records_layer_table_and_train_stats(breast_cancer_run):
@@ -88,6 +91,7 @@ def test_regression_pipeline_searches_when_goal_is_missed(diabetes_search_run):
     assert len(trials) == 2 and set(trials["status"]) == {"COMPLETED"} and set(trials["round"]) == {1}
     history = read_json(paths.redesign / "history.json")
     assert len(history) == 1 and history[0]["full_runs"] and "diagnoses" in history[0]
+    assert set(history[0]["full_runs"][0]) == {"hyperparameters", "validation", "validation_loss", "epochs"}
     assert "## Round 1" in (paths.redesign / "history.md").read_text()
     assert read_json(paths.metrics / "test.json")["goal_met"] is False
     assert (paths.validate / "residuals.png").exists()
@@ -123,9 +127,9 @@ def test_sequence_npz_runs_the_pipeline_with_rnn_and_transformer(tmp_path):
                       "search.stop_on_goal=false")
     paths = Paths(tmp_path / "run")
     results = run_stages(cfg, paths, ALL_STAGES)
-    assert results["design"]["family"] == "rnn" and read_json(paths.prepared / "schema.json")["classes"] == ["slow", "fast"]
+    assert results["design"].family == "rnn" and read_json(paths.prepared / "schema.json")["classes"] == ["slow", "fast"]
     trials = pd.read_csv(paths.redesign / "trials.csv")
-    assert set(trials["family"]) <= {"rnn", "transformer"} and (trials["status"] == "COMPLETED").all()
+    assert set(trials["family"]) <= {"rnn", "tcn", "transformer"} and (trials["status"] == "COMPLETED").all()
     assert read_json(paths.metrics / "test.json")["value"] > 0.7
 
 

@@ -14,10 +14,13 @@ import yaml
 from pipeline import inputs
 from pipeline.config import compose_params
 from pipeline.data import load_dataset
+from pipeline.files import read_json
 from pipeline.image_batches import ImageBatches
 from pipeline.images import ImageFiles
-from pipeline.paths import Paths, load_prepared, load_splits, read_json
+from pipeline.paths import Paths
 from pipeline.predict import predict_file
+from pipeline.prepared import load_prepared, load_splits
+from pipeline.schema import RESCALE_SYMMETRIC
 from tests.conftest import ALL_STAGES, REPO, TINY, make_config, run_stages
 from tests.datagen import image_folder, mixed_table, sequence_table, text_table, time_series
 
@@ -30,11 +33,11 @@ def _run(tmp_path, *overrides):
 
 def test_mixed_parquet_table_runs_end_to_end_with_typed_columns(mixed_run):
     cfg, paths, results = mixed_run
-    kinds = {c["name"]: c["kind"] for c in results["prepare"].columns}
+    kinds = {c.name: c.kind for c in results["prepare"].columns}
     assert kinds == {"age": "numeric", "income": "numeric", "city": "categorical", "plan": "categorical",
                      "note": "text"}
     splits, schema = load_splits(paths)
-    x_train = splits["train"][0]
+    x_train = splits.train.x
     assert set(x_train) == {"numeric", "categorical_city", "categorical_plan", "text_note"}
     assert not np.isnan(x_train["numeric"]).any()  # missing ages filled
     assert results["validate"]["value"] > 0.7
@@ -74,7 +77,7 @@ def test_csv_source_reads_the_same_table(tmp_path):
                       "data.missing={age: median}")
     ds = load_dataset(cfg.data, "multiclass")
     assert isinstance(ds.x, pd.DataFrame) and ds.schema.classes == ["basic", "plus", "pro"]
-    assert {c["name"]: c["missing"] for c in ds.schema.columns}["age"] == "median"
+    assert {c.name: c.missing for c in ds.schema.columns}["age"] == "median"
 
 
 def test_image_folder_trains_from_files_read_in_batches(image_run):
@@ -83,10 +86,10 @@ def test_image_folder_trains_from_files_read_in_batches(image_run):
     assert schema.input_kind == "image" and schema.input_shape == [12, 12, 3] and schema.classes == ["hbar", "square", "vbar"]
     assert (paths.prepared / "images.csv").is_file() and "x" not in np.load(paths.prepared / "data.npz").files
     splits, _ = load_splits(paths)
-    assert isinstance(splits["train"][0], ImageFiles)
+    assert isinstance(splits.train.x, ImageFiles)
     assert 0.0 <= results["validate"]["value"] <= 1.0
     assert (paths.design / "augmentation_samples.png").stat().st_size > 1000
-    assert schema.scaling == {"kind": "rescale", "scale": 1.0 / 127.5, "offset": -1.0}
+    assert schema.scaling == RESCALE_SYMMETRIC
     assert (paths.validate / "worst_examples.png").stat().st_size > 1000
     assert pd.read_csv(paths.validate / "worst_examples.csv")["file"].str.endswith(".png").all()
 
@@ -94,9 +97,9 @@ def test_image_folder_trains_from_files_read_in_batches(image_run):
 def test_image_batches_decode_only_one_batch(image_run):
     _, paths, _, _ = image_run
     splits, _ = load_splits(paths)
-    batches = ImageBatches(splits["train"][0], splits["train"][1], batch_size=4, shuffle=True, seed=0)
+    batches = ImageBatches(splits.train.x, splits.train.y, batch_size=4, shuffle=True, seed=0)
     x, y = batches[0]
-    assert x.shape == (4, 12, 12, 3) and x.max() <= 255 and len(batches) == -(-len(splits["train"][1]) // 4)
+    assert x.shape == (4, 12, 12, 3) and x.max() <= 255 and len(batches) == -(-len(splits.train) // 4)
 
 
 def test_predict_on_an_image_folder_and_a_single_file(image_run):
@@ -152,7 +155,7 @@ def test_wide_sequence_table_end_to_end(tmp_path):
     sequence_table().to_csv(tmp_path / "series.csv", index=False)
     cfg, paths, results = _run(tmp_path, "data=csv", f"data.path={tmp_path / 'series.csv'}", "data.target=trend",
                                "data.steps=10", "goal.task=binary", "augment.noise=0.1", "augment.enabled=true")
-    assert results["prepare"].input_shape == [10, 1] and results["design"]["family"] == "rnn"
+    assert results["prepare"].input_shape == [10, 1] and results["design"].family == "rnn"
     assert results["validate"]["value"] > 0.8
     assert "augment_noise" in (paths.design / "layers.md").read_text()
 
@@ -165,8 +168,8 @@ def test_forecasting_windows_are_split_in_time_order(tmp_path):
     assert results["prepare"].input_shape == [14, 2] and results["split"]["method"] == "time"
     dataset = load_prepared(paths)
     idx = np.load(paths.split / "indices.npz")
-    assert dataset.time[idx["train"]].max() < dataset.time[idx["validation"]].min()
-    assert dataset.time[idx["validation"]].max() < dataset.time[idx["test"]].min()
+    assert dataset.key[idx["train"]].max() < dataset.key[idx["validation"]].min()
+    assert dataset.key[idx["validation"]].max() < dataset.key[idx["test"]].min()
     # the target is the demand 2 rows after each window's last row
     frame = time_series()
     assert dataset.y[0] == pytest.approx(frame["demand"][14 + 2 - 1], rel=1e-5)
@@ -177,10 +180,10 @@ def test_group_split_keeps_each_group_in_one_split(tmp_path):
     frame["customer"] = np.arange(len(frame)) // 4
     frame.to_csv(tmp_path / "t.csv", index=False)
     cfg = make_config("data=csv", f"data.path={tmp_path / 't.csv'}", "data.target=label",
-                      "data.group_column=customer", "split.method=group", *TINY)
+                      "split=group", "split.column=customer", *TINY)
     paths = Paths(tmp_path / "run")
     summary = run_stages(cfg, paths, ("goal", "prepare", "split"))["split"]
-    groups = load_prepared(paths).groups
+    groups = load_prepared(paths).key
     idx = np.load(paths.split / "indices.npz")
     sets = [set(groups[idx[n]]) for n in ("train", "validation", "test")]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])

@@ -6,7 +6,10 @@ import pytest
 from sklearn import metrics as skm
 
 from pipeline import analysis, metrics
-from pipeline.paths import read_json
+from pipeline.files import read_json
+from pipeline.tasks import task_named
+
+BINARY, MULTICLASS, REGRESSION = task_named("binary"), task_named("multiclass"), task_named("regression")
 
 
 def test_classification_report_matches_scikit_learn():
@@ -15,7 +18,7 @@ def test_classification_report_matches_scikit_learn():
     raw = rng.dirichlet([1, 1, 1], 200)
     raw[np.arange(200), y] += 0.5
     raw /= raw.sum(axis=1, keepdims=True)
-    report = metrics.report_metrics("multiclass", y, raw, ["a", "b", "c"])
+    report = MULTICLASS.report(y, raw, ["a", "b", "c"])
     labels = raw.argmax(axis=1)
     assert report["weighted_f1"] == pytest.approx(skm.f1_score(y, labels, average="weighted"))
     assert report["log_loss"] == pytest.approx(skm.log_loss(y, raw), rel=1e-4)
@@ -27,10 +30,10 @@ def test_classification_report_matches_scikit_learn():
 def test_binary_and_regression_reports():
     y = np.array([0, 1, 1, 0, 1, 0, 1, 1])
     raw = np.array([0.1, 0.8, 0.6, 0.4, 0.3, 0.2, 0.9, 0.7])
-    report = metrics.report_metrics("binary", y, raw, ["no", "yes"])
+    report = BINARY.report(y, raw, ["no", "yes"])
     assert report["accuracy"] == pytest.approx(7 / 8) and report["per_class"]["yes"]["recall"] == pytest.approx(4 / 5)
     values = np.array([1.0, 2.0, 3.0, 4.0])
-    reg = metrics.report_metrics("regression", values, values + np.array([0.5, -0.5, 0.5, 1.5]), [])
+    reg = REGRESSION.report(values, values + np.array([0.5, -0.5, 0.5, 1.5]), [])
     assert reg["mae"] == pytest.approx(0.75) and reg["residuals"]["max_abs"] == pytest.approx(1.5)
     assert reg["residuals"]["mean"] == pytest.approx(0.5)
 
@@ -41,8 +44,8 @@ def test_bootstrap_interval_holds_the_value_and_narrows_with_more_rows():
     def width(n):
         y = rng.integers(0, 2, n)
         raw = np.where(rng.random(n) < 0.9, y, 1 - y).astype(float)
-        low, high = metrics.bootstrap_interval("binary", "accuracy", y, raw, rounds=300)
-        assert low <= metrics.compute("binary", "accuracy", y, raw) <= high
+        low, high = metrics.bootstrap_interval(BINARY, "accuracy", y, raw, rounds=300)
+        assert low <= BINARY.score("accuracy", y, raw) <= high
         return high - low
 
     assert width(2000) < width(100) / 2
@@ -53,10 +56,10 @@ def test_confused_pairs_worst_examples_and_slices():
     raw = np.eye(3)[[0, 1, 1, 1, 1, 1, 2, 2, 2, 2]] * 0.9 + 0.1 / 3
     labels = raw.argmax(axis=1)
     assert analysis.confused_pairs(y, labels, ["a", "b", "c"])[0] == {"true": "c", "predicted": "b", "count": 2}
-    scores = analysis.example_scores("multiclass", y, raw)
+    scores = MULTICLASS.example_scores(y, raw)
     assert set(scores.sort_values("error", ascending=False).index[:3]) == {1, 4, 5}
     table = pd.DataFrame({"city": ["x"] * 5 + ["y"] * 5, "age": np.arange(10.0)})
-    slices = analysis.slice_metrics("multiclass", "accuracy", y, raw, ["a", "b", "c"], table)
+    slices = analysis.slice_metrics(MULTICLASS, "accuracy", y, raw, ["a", "b", "c"], table)
     assert slices.iloc[0]["score"] == slices["score"].min()
     assert {"class", "category"} <= set(slices["slice"])
     city_y = slices[(slices["column"] == "city") & (slices["value"] == "y")]["score"].item()

@@ -1,11 +1,10 @@
-"""Design families and the shared parts around them (preprocessing in, task head out).
+"""Model families and the shared parts around them (input preprocessing in, task head out).
 
-A *design* is a plain dict: ``{"family": "cnn", "hyperparameters": {...}}``. The same dict
-comes from the config (initial design), from a KerasTuner trial (redesign) or from disk, and
-:func:`build_model` turns it into an uncompiled Keras model whose first layers apply the input
-scaling fitted on the training split, so an exported model accepts raw inputs.
+- registry.py: the families, found in families/ (one file each: name, inputs read, design space,
+  depth limit, builder)
+- blocks.py: layer pieces the families share; layers.py: the custom (serialisable) layers
+- preprocessing.py: the model's input layers: scaling, column encodings, training-only augmentation
+- builder.py: a design -> an uncompiled Keras model (inputs -> family body -> task head)
+
+Importing this package, the registry or a family loads no Keras; building a model does.
 """
-
-from pipeline.models.builder import DesignError, build_model, compile_model, layer_table, load_model, max_depth
-
-__all__ = ["DesignError", "build_model", "compile_model", "layer_table", "load_model", "max_depth"]

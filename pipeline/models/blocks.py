@@ -1,8 +1,9 @@
 """Small pieces the families share, and the output-size arithmetic that keeps designs valid."""
 
-import keras
+from __future__ import annotations
 
-from pipeline.errors import DesignError  # noqa: F401  (re-exported for the families)
+from pipeline.errors import DesignError
+from pipeline.lazy import keras
 
 
 def output_size(size: int, window: int, stride: int, padding: int = 0) -> int:
@@ -44,6 +45,10 @@ def activation(hp: dict, name: str):
     return keras.layers.Activation(hp["activation"], name=name)
 
 
+def dropout(x, hp: dict, name: str):
+    return keras.layers.Dropout(hp["dropout"], name=name)(x) if hp["dropout"] > 0 else x
+
+
 def dense_block(x, units: int, hp: dict, name: str):
     """Dense -> [BatchNorm] -> activation -> [Dropout]."""
     x = keras.layers.Dense(
@@ -52,10 +57,7 @@ def dense_block(x, units: int, hp: dict, name: str):
     )(x)
     if hp["batchnorm"]:
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-    x = activation(hp, f"{name}_act")(x)
-    if hp["dropout"] > 0:
-        x = keras.layers.Dropout(hp["dropout"], name=f"{name}_dropout")(x)
-    return x
+    return dropout(activation(hp, f"{name}_act")(x), hp, f"{name}_dropout")
 
 
 def conv_bn_act(x, filters: int, kernel: int, hp: dict, name: str, strides: int = 1, act: bool = True):
@@ -79,13 +81,8 @@ def as_tokens(x, name: str):
     return x
 
 
-@keras.saving.register_keras_serializable(package="pipeline")
-class PositionEmbedding(keras.layers.Layer):
-    """Adds a learned vector per position to a (batch, steps, dim) input."""
+def position_embedding(x, name: str):
+    """Adds a learned vector per position (a custom layer, registered for safe-mode loading)."""
+    from pipeline.models.layers import PositionEmbedding
 
-    def build(self, input_shape):
-        self.positions = self.add_weight(
-            shape=(input_shape[-2], input_shape[-1]), initializer="glorot_uniform", name="positions")
-
-    def call(self, x):
-        return x + keras.ops.expand_dims(keras.ops.cast(self.positions, x.dtype), 0)
+    return PositionEmbedding(name=name)(x)

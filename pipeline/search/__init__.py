@@ -1,11 +1,8 @@
 """The redesign search engine, apart from the design families (pipeline/models/).
 
-- space.py: the declared design space <-> KerasTuner hyperparameters <-> design dicts
+- space.py: the declared design space <-> KerasTuner hyperparameters <-> designs
 - tuner.py: one KerasTuner round, stopped by goal, clock or trials; failed trials recorded
 - diagnosis.py: learning curves -> diagnoses -> the next round's space
-- rounds.py: the loop (subset search, full-data confirmation, diagnosis), and ensembles
+- rounds.py: the loop (subset search, full-data confirmation, ensemble, diagnosis)
+- records.py: what the loop records (trials, rounds), and the history for people
 """
-
-from pipeline.search.rounds import Candidate, SearchOutcome, ensemble_of, run_rounds, score_candidate
-
-__all__ = ["Candidate", "SearchOutcome", "ensemble_of", "run_rounds", "score_candidate"]

@@ -29,20 +29,12 @@ What each changes in the next round (see :func:`adjust`):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from pipeline.config import LOWER_IS_BETTER, DiagnosisConfig, GoalConfig, clip
-from pipeline.designs import DesignSpace
-from pipeline.metrics import goal_met
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    kind: str  # overfitting | underfitting | divergence | stalled
-    evidence: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from pipeline.config import DiagnosisConfig, GoalConfig
+from pipeline.designs import DesignSpace, family_key
+from pipeline.models.registry import family
+from pipeline.search.records import Diagnosis
 
 
 @dataclass(frozen=True)
@@ -57,13 +49,6 @@ class RoundPlan:
 
 def _finite(values) -> bool:
     return all(math.isfinite(v) for v in values)
-
-
-def _best_index(values: list[float], metric: str) -> int:
-    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
-    if not finite:
-        return len(values) - 1
-    return (min(finite) if metric in LOWER_IS_BETTER else max(finite))[1]
 
 
 def diagnose(curves: dict[str, list[float]], goal: GoalConfig, settings: DiagnosisConfig) -> list[Diagnosis]:
@@ -85,16 +70,14 @@ def diagnose(curves: dict[str, list[float]], goal: GoalConfig, settings: Diagnos
 
     train, val = curves.get("goal", []), curves.get("val_goal", [])
     if train and val and len(train) == len(val):
-        best = _best_index(val, goal.metric)
+        objective = goal.objective
+        best = objective.best_index(val)
         t, v = train[best], val[best]
-        if goal.metric in LOWER_IS_BETTER:
-            gap = (v - t) / v if v else 0.0
-        else:
-            gap = t - v
+        gap = objective.lead(t, v)  # how far train is ahead of validation (relative for errors)
         if gap > settings.overfit_gap:
             found.append(Diagnosis(
                 "overfitting", f"at epoch {best + 1} train {goal.metric} {t:.4f} vs validation {v:.4f} (gap {gap:.3f})"))
-        if not goal_met(t, goal.threshold, goal.metric):
+        if not objective.met(t):
             found.append(Diagnosis(
                 "underfitting", f"at epoch {best + 1} train {goal.metric} {t:.4f} itself misses the goal {goal.threshold}"))
     return found
@@ -124,19 +107,14 @@ def adjust(plan: RoundPlan, diagnoses: list[Diagnosis], best: dict) -> tuple[Rou
     kinds = {d.kind for d in diagnoses}
 
     if "divergence" in kinds:
-        lr = training.learning_rate
-        training.learning_rate = lr.model_copy(update={"min": lr.min / 10, "max": lr.max / 10,
-                                                       "default": lr.default / 10})
+        training.learning_rate = training.learning_rate.scaled(0.1)
         common.batchnorm = common.batchnorm.model_copy(update={"choices": [True], "default": True})
         clipnorm = 1.0
-        changes += [f"learning_rate range /10 -> [{lr.min / 10:.2g}, {lr.max / 10:.2g}]",
+        changes += [f"learning_rate range /10 -> [{training.learning_rate.min:.2g}, {training.learning_rate.max:.2g}]",
                     "batchnorm forced on", "gradient clipping (clipnorm 1.0)"]
     elif "stalled" in kinds:
-        lr = training.learning_rate
-        high = min(lr.max * 3, 0.1)
-        low = min(lr.min * 3, high)
-        training.learning_rate = lr.model_copy(update={"min": low, "max": high, "default": clip(lr.default * 3, low, high)})
-        changes.append(f"learning_rate range x3 -> [{low:.2g}, {high:.2g}]")
+        training.learning_rate = training.learning_rate.scaled(3, ceiling=0.1)
+        changes.append(f"learning_rate range x3 -> [{training.learning_rate.min:.2g}, {training.learning_rate.max:.2g}]")
         adaptive = [o for o in training.optimizer.choices if o != "sgd"] or ["adam"]
         if adaptive != training.optimizer.choices:
             training.optimizer = training.optimizer.model_copy(update={"choices": adaptive, "default": adaptive[0]})
@@ -166,14 +144,14 @@ def adjust(plan: RoundPlan, diagnoses: list[Diagnosis], best: dict) -> tuple[Rou
 
     per_family = dict(space.per_family)
     if "underfitting" in kinds:
-        for family, family_space in per_family.items():
-            kind = type(family_space)
-            depth = getattr(family_space, kind.depth)
-            current = int(best.get(f"{family}_{kind.depth}", depth.min))
-            update = {kind.depth: depth.model_copy(update={"min": max(depth.min, min(current, depth.max + 1)),
-                                                           "max": depth.max + 1})}
-            update.update({name: _widen(getattr(family_space, name)) for name in kind.widths})
-            per_family[family] = family_space.model_copy(update=update)
+        for name, family_space in per_family.items():
+            declared = family(name)
+            depth = getattr(family_space, declared.depth)
+            current = int(best.get(family_key(name, declared.depth), depth.min))
+            update = {declared.depth: depth.model_copy(update={"min": max(depth.min, min(current, depth.max + 1)),
+                                                               "max": depth.max + 1})}
+            update.update({width: _widen(getattr(family_space, width)) for width in declared.widths})
+            per_family[name] = family_space.model_copy(update=update)
         trial_epochs, full_epochs = trial_epochs * 2, int(full_epochs * 1.5)
         changes += ["deeper: each family's depth range max +1 (capped where the input would collapse)",
                     "wider: width choices x2", f"epochs per trial -> {trial_epochs}, full training -> {full_epochs}"]

@@ -1,9 +1,10 @@
 """The redesign loop: search cheaply on a subset, confirm the best on all data, diagnose, repeat.
 
-    round r:  KerasTuner on `subset_fraction` of the training split (cheap trials)
-              -> the round's `top_k` designs trained on the whole training split
-              -> stop if one meets the goal on validation (search.stop_on_goal)
-              -> diagnose the best run's learning curves, reshape the next round's space
+    round r:  search    KerasTuner on `subset_fraction` of the training split (cheap trials)
+              confirm   the round's `top_k` designs trained on the whole training split
+              average   the ensemble of the best designs so far, scored like any design
+              stop      if one meets the goal on validation (search.stop_on_goal)
+              reshape   diagnose the best run's learning curves, change the next round's space
 The wall-clock budget and the trial budget are shared by all rounds; whichever ends first
 ends the search cleanly with the best design so far.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,29 +22,34 @@ import keras
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from pipeline import inputs, metrics
+from pipeline import inputs
 from pipeline.config import PipelineConfig
-from pipeline.data import Schema
-from pipeline.designs import DesignSpace, values_of
-from pipeline.models import load_model
-from pipeline.paths import read_json, write_json
+from pipeline.designs import Design, DesignSpace
+from pipeline.files import read_json, write_json
+from pipeline.models.builder import ensemble_of, load_model
+from pipeline.prepared import Rows, Splits
+from pipeline.schema import Schema
 from pipeline.search.diagnosis import RoundPlan, adjust, round_diagnoses
+from pipeline.search.records import FullRun, RoundRecord, TrialRecord
 from pipeline.search.space import DesignHyperModel
-from pipeline.search.tuner import TrialRecord, run_tuner
-from pipeline.training import fit_design
+from pipeline.search.tuner import RoundResult, run_tuner
+from pipeline.training import fit_design, score_and_loss
 
 
 @dataclass
 class Candidate:
-    """A design trained on the whole training split."""
+    """A design trained on the whole training split, scored on validation."""
 
     round: int
-    design: dict
-    hyperparameters: dict
+    design: Design
     validation: float
     curves: dict
     model: keras.Model = field(repr=False)
-    loss: float = float("inf")  # validation loss: breaks ties in the goal metric
+    loss: float = math.inf  # validation loss: breaks ties in the goal metric
+
+    @property
+    def hyperparameters(self) -> dict:
+        return self.design.values()
 
 
 @dataclass
@@ -50,37 +57,8 @@ class SearchOutcome:
     stop_reason: str
     trials: list[dict]  # one row per subset trial, with its round
     candidates: list[Candidate]
-    history: list[dict]  # one entry per round: what was searched, found, diagnosed and changed
+    history: list[RoundRecord]
     seconds: float
-
-    def best(self, direction: str) -> Candidate | None:
-        return best_of(self.candidates, direction)
-
-
-def best_of(candidates: list[Candidate], direction: str) -> Candidate | None:
-    """Best on the validation goal metric; among equals, the lowest validation loss; then the earliest."""
-    finite = [c for c in candidates if np.isfinite(c.validation)]
-    if not finite:
-        return None
-    sign = -1.0 if direction == "max" else 1.0
-    return min(finite, key=lambda c: (sign * c.validation, c.loss))
-
-
-def score_candidate(model: keras.Model, task: str, metric: str, validation: tuple) -> tuple[float, float]:
-    """(goal metric, validation loss) of a model on the validation split."""
-    raw = inputs.predict(model, validation[0])
-    return metrics.compute(task, metric, validation[1], raw), metrics.validation_loss(task, validation[1], raw)
-
-
-def train_candidate(cfg: PipelineConfig, schema: Schema, splits: dict, design: dict, hp, epochs: int,
-                    round_no: int, deadline: float) -> Candidate:
-    """Train one searched design on the whole training split and score it on validation."""
-    goal = cfg.goal
-    model, curves = fit_design(design, schema, splits, goal, epochs=epochs, patience=cfg.train.early_stopping_patience,
-                               seed=cfg.train.seed, verbose=0, deadline=deadline, monitor=cfg.train.early_stopping_monitor)
-    value, loss = score_candidate(model, goal.task, goal.metric, splits["validation"])
-    values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
-    return Candidate(round_no, design, values, value, curves, model, loss)
 
 
 def values_hash(values: dict) -> str:
@@ -92,9 +70,8 @@ def values_hash(values: dict) -> str:
 def save_candidate(candidate: Candidate, directory: Path) -> None:
     """Persist a full-data run (model last: its presence marks the run complete)."""
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / "candidate.json", {
-        "design": candidate.design, "hyperparameters": candidate.hyperparameters,
-        "validation": candidate.validation, "loss": candidate.loss, "curves": candidate.curves})
+    write_json(directory / "candidate.json", {"design": candidate.design.to_dict(), "validation": candidate.validation,
+                                              "loss": candidate.loss, "curves": candidate.curves})
     candidate.model.save(directory / "model.keras")
 
 
@@ -103,160 +80,170 @@ def load_candidate(directory: Path, round_no: int) -> Candidate | None:
     if not (directory / "model.keras").is_file() or not (directory / "candidate.json").is_file():
         return None
     saved = read_json(directory / "candidate.json")
-    model = load_model(directory / "model.keras")
-    return Candidate(round_no, saved["design"], saved["hyperparameters"], saved["validation"], saved["curves"], model,
-                     saved.get("loss", float("inf")))
+    return Candidate(round_no, Design.from_dict(saved["design"]), saved["validation"], saved["curves"],
+                     load_model(directory / "model.keras"), saved.get("loss", math.inf))
 
 
-def subsample(x, y: np.ndarray, fraction: float, seed: int, stratify: bool):
-    """A seeded (stratified when possible) fraction of the training split."""
+def subsample(rows: Rows, fraction: float, seed: int, stratify: bool) -> Rows:
+    """A seeded (stratified when possible) fraction of some rows."""
     if fraction >= 1.0:
-        return x, y
-    labels = y if stratify else None
+        return rows
+    labels = rows.y if stratify else None
     try:
-        idx, _ = train_test_split(np.arange(len(y)), train_size=fraction, random_state=seed, stratify=labels)
+        idx, _ = train_test_split(np.arange(len(rows)), train_size=fraction, random_state=seed, stratify=labels)
     except ValueError:  # too few rows per class for a stratified subset
-        idx, _ = train_test_split(np.arange(len(y)), train_size=fraction, random_state=seed)
+        idx, _ = train_test_split(np.arange(len(rows)), train_size=fraction, random_state=seed)
     idx = np.sort(idx)
-    return inputs.take(x, idx), y[idx]
+    return Rows(inputs.take(rows.x, idx), rows.y[idx])
 
 
-def run_rounds(cfg: PipelineConfig, schema: Schema, splits: dict, initial: dict, directory: Path,
-               on_trial=None, on_candidate=None, log=print, prior: tuple[Candidate, ...] = ()) -> SearchOutcome:
-    """Run the redesign loop. Hooks: `on_trial(round, fraction, TrialRecord)`, `on_candidate(Candidate)`.
+class RedesignLoop:
+    """The rounds of one search. Hooks: `on_trial(round, fraction, TrialRecord)`, `on_candidate(Candidate)`."""
 
-    `prior`: designs already trained on all the data (the trained initial design, as round 0);
-    they compete with the searched ones and may join an ensemble.
-    """
-    search, goal = cfg.search, cfg.goal
-    started = time.monotonic()
-    deadline = started + search.time_budget_s
-    margin = metrics.stop_margin(search.goal_margin, goal.metric, goal.threshold, len(splits["validation"][1]))
-    defaults = values_of(initial)
-    plan = RoundPlan(DesignSpace.from_config(cfg), search.max_epochs, cfg.train.epochs)
-    stratify = schema.task in ("binary", "multiclass")
-    subset = subsample(*splits["train"], search.subset_fraction, search.seed, stratify)
-    fraction = len(subset[1]) / len(splits["train"][1])
-    trials_left = search.max_trials
-    trials: list[dict] = []
-    candidates: list[Candidate] = list(prior)
-    history: list[dict] = []
-    stop_reason = "all rounds done"
+    def __init__(self, cfg: PipelineConfig, schema: Schema, splits: Splits, initial: Design, directory: Path,
+                 on_trial=None, on_candidate=None, log=print):
+        self.cfg, self.schema, self.splits, self.initial, self.directory = cfg, schema, splits, initial, directory
+        self.on_trial, self.on_candidate, self.log = on_trial, on_candidate, log
+        self.search, self.objective = cfg.search, cfg.objective
+        self.margin = self.objective.stop_margin(self.search.goal_margin, len(splits.validation))
+        self.subset = subsample(splits.train, self.search.subset_fraction, self.search.seed, schema.task.single_label)
+        self.fraction = len(self.subset) / len(splits.train)
+        self.plan = RoundPlan(DesignSpace.from_config(cfg), self.search.max_epochs, cfg.train.epochs)
+        self.defaults = initial.values()
+        self.candidates: list[Candidate] = []
+        self.trials: list[dict] = []
+        self.history: list[RoundRecord] = []
 
-    for round_no in range(1, search.rounds + 1):
-        if trials_left <= 0:
+    def best(self, candidates: list[Candidate] | None = None) -> Candidate | None:
+        """Best on the validation goal metric; among equals, the lowest validation loss; then the earliest."""
+        return self.objective.best(self.candidates if candidates is None else candidates,
+                                   value=lambda c: c.validation if np.isfinite(c.validation) else math.nan,
+                                   loss=lambda c: c.loss)
+
+    def run(self, prior: tuple[Candidate, ...] = ()) -> SearchOutcome:
+        """Run the rounds. `prior`: designs already trained on all the data (the trained initial
+        design, as round 0); they compete with the searched ones and may join an ensemble."""
+        started = time.monotonic()
+        self.deadline = started + self.search.time_budget_s
+        self.candidates = list(prior)
+        trials_left = self.search.max_trials
+        stop_reason = "all rounds done"
+        for round_no in range(1, self.search.rounds + 1):
+            if trials_left <= 0:
+                stop_reason = "trial budget spent"
+                break
+            if time.monotonic() >= self.deadline:
+                stop_reason = "time budget spent"
+                break
+            hypermodel = DesignHyperModel(self.cfg, self.schema, self.initial.preprocessing, self.plan.space,
+                                          self.defaults, self.plan.trial_epochs, len(self.subset), self.plan.clipnorm)
+            result = self.search_subset(round_no, hypermodel, min(self.search.trials_per_round, trials_left))
+            trials_left -= len(result.trials)
+            record = RoundRecord(
+                round=round_no, data_fraction=round(self.fraction, 4), trials=len(result.trials),
+                failed=sum(t.status != "COMPLETED" for t in result.trials), round_stop=result.stop_reason,
+                space=self.plan.space.to_dict(), trial_epochs=self.plan.trial_epochs,
+                full_epochs=self.plan.full_epochs)
+            self.history.append(record)
+            confirmed = self.confirm(round_no, result, hypermodel, record)
+            if self.search.ensemble:
+                self.average(round_no, record)
+            best = self.best()
+            if self.search.stop_on_goal and best is not None and self.objective.met(best.validation, self.margin):
+                stop_reason = "goal met on validation"
+                break
+            self.reshape(round_no, result, confirmed, record)
+            if result.stop_reason == "time budget spent":
+                stop_reason = "time budget spent"
+                break
+        if stop_reason == "all rounds done" and trials_left <= 0:
             stop_reason = "trial budget spent"
-            break
-        if time.monotonic() >= deadline:
-            stop_reason = "time budget spent"
-            break
-        hypermodel = DesignHyperModel(cfg, schema, initial["preprocessing"], plan.space, defaults,
-                                      plan.trial_epochs, len(subset[1]), plan.clipnorm)
+        return SearchOutcome(stop_reason, self.trials, self.candidates, self.history,
+                             round(time.monotonic() - started, 2))
 
-        def record_trial(record: TrialRecord, round_no=round_no):
-            shown = ", ".join(f"{k}={v}" for k, v in record.hyperparameters.items() if not k.startswith("tuner/"))
+    def search_subset(self, round_no: int, hypermodel: DesignHyperModel, max_trials: int) -> RoundResult:
+        """KerasTuner on the subset, from the round's starting design."""
+        def record_trial(record: TrialRecord):
+            shown = ", ".join(f"{k}={v}" for k, v in record.values.items())
             score = "-" if record.score is None else f"{record.score:.4f}"
-            log(f"redesign: round {round_no} trial {record.trial_id} [{record.status}] {goal.metric}={score} "
-                f"on {fraction:.0%} of train in {record.seconds} s: {shown}"
-                + (f" ({record.message})" if record.message else ""))
-            if on_trial:
-                on_trial(round_no, fraction, record)
+            self.log(f"redesign: round {round_no} trial {record.trial_id} [{record.status}] {self.cfg.goal.metric}="
+                     f"{score} on {self.fraction:.0%} of train in {record.seconds} s: {shown}"
+                     + (f" ({record.message})" if record.message else ""))
+            if self.on_trial:
+                self.on_trial(round_no, self.fraction, record)
 
-        result = run_tuner(cfg, hypermodel, subset, splits["validation"], directory / f"round_{round_no}",
-                           max_trials=min(search.trials_per_round, trials_left), deadline=deadline,
-                           seed=search.seed + round_no - 1, top_k=search.top_k, on_trial_end=record_trial,
-                           margin=margin)
-        trials_left -= len(result.trials)
-        trials += [{"round": round_no, "data_fraction": round(fraction, 4), "trial": r.trial_id, "status": r.status,
-                    "score": r.score, "seconds": r.seconds, "resumed": r.resumed, "message": r.message,
-                    **r.hyperparameters} for r in result.trials]
+        result = run_tuner(self.cfg, hypermodel, self.subset, self.splits.validation,
+                           self.directory / f"round_{round_no}", max_trials=max_trials, deadline=self.deadline,
+                           seed=self.search.seed + round_no - 1, top_k=self.search.top_k, on_trial_end=record_trial,
+                           margin=self.margin)
+        self.trials += [r.row(round_no, self.fraction) for r in result.trials]
         resumed = sum(r.resumed for r in result.trials)
         if resumed:
-            log(f"redesign: round {round_no} resumed: {resumed} trial(s) finished by an earlier run were kept")
-        entry = {"round": round_no, "data_fraction": round(fraction, 4), "trials": len(result.trials),
-                 "failed": sum(t.status != "COMPLETED" for t in result.trials),
-                 "round_stop": result.stop_reason, "space": plan.space.to_dict(),
-                 "trial_epochs": plan.trial_epochs, "full_epochs": plan.full_epochs, "full_runs": []}
+            self.log(f"redesign: round {round_no} resumed: {resumed} trial(s) finished by an earlier run were kept")
+        return result
 
-        round_candidates = []
+    def confirm(self, round_no: int, result: RoundResult, hypermodel: DesignHyperModel,
+                record: RoundRecord) -> list[Candidate]:
+        """The round's best designs trained on the whole training split (or reloaded when a resumed
+        search had finished them)."""
+        confirmed = []
         for rank, hp in enumerate(result.best):
-            saved = directory / f"round_{round_no}" / f"full_{values_hash(hp.values)}"
+            saved = self.directory / f"round_{round_no}" / f"full_{values_hash(hp.values)}"
             candidate = load_candidate(saved, round_no)
             if candidate is None:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= self.deadline:
                     break
-                candidate = train_candidate(cfg, schema, splits, hypermodel.design_from(hp.copy()), hp,
-                                            plan.full_epochs, round_no, deadline)
+                candidate = self.train_on_all(hypermodel.design_from(hp.copy()), round_no)
                 save_candidate(candidate, saved)
             else:
-                log(f"redesign: round {round_no} full-data run #{rank + 1} reloaded from {saved}")
-            round_candidates.append(candidate)
-            candidates.append(candidate)
-            entry["full_runs"].append({"hyperparameters": candidate.hyperparameters, "validation": candidate.validation,
-                                       "validation_loss": candidate.loss, "epochs": len(candidate.curves.get("loss", []))})
-            log(f"redesign: round {round_no} full-data run of its #{rank + 1} design: "
-                f"validation {goal.metric} {candidate.validation:.4f}")
-            if on_candidate:
-                on_candidate(candidate)
+                self.log(f"redesign: round {round_no} full-data run #{rank + 1} reloaded from {saved}")
+            confirmed.append(candidate)
+            self.candidates.append(candidate)
+            record.full_runs.append(FullRun(candidate.hyperparameters, candidate.validation, candidate.loss,
+                                            len(candidate.curves.get("loss", []))))
+            self.log(f"redesign: round {round_no} full-data run of its #{rank + 1} design: "
+                     f"validation {self.cfg.goal.metric} {candidate.validation:.4f}")
+            if self.on_candidate:
+                self.on_candidate(candidate)
+        round_best = self.best(confirmed)
+        record.best_validation = round_best.validation if round_best else None
+        return confirmed
 
-        round_best = best_of(round_candidates, goal.direction)
-        entry["best_validation"] = round_best.validation if round_best else None
-        if search.ensemble:
-            ensemble = ensemble_candidate(candidates, schema, splits, goal, round_no, search.ensemble_size)
-            if ensemble is not None:
-                candidates.append(ensemble)
-                entry["ensemble_validation"] = ensemble.validation
-                entry["ensemble_validation_loss"] = ensemble.loss
-                log(f"redesign: round {round_no} ensemble of the {len(ensemble.design['members'])} best so far: "
-                    f"validation {goal.metric} {ensemble.validation:.4f}")
-        diagnoses = round_diagnoses(round_best.curves if round_best else None,
-                                    [t.status for t in result.trials], goal, search.diagnosis)
-        entry["diagnoses"] = [d.to_dict() for d in diagnoses]
-        best_so_far = best_of(candidates, goal.direction)
-        if search.stop_on_goal and best_so_far is not None and \
-                metrics.goal_met(best_so_far.validation, goal.threshold, goal.metric, margin):
-            entry["changes"] = []
-            history.append(entry)
-            stop_reason = "goal met on validation"
-            break
-        plan, changes = adjust(plan, diagnoses, round_best.hyperparameters if round_best else defaults)
-        entry["changes"] = changes
-        history.append(entry)
-        for d in diagnoses:
-            log(f"redesign: round {round_no} diagnosis: {d.kind} ({d.evidence})")
-        for change in changes:
-            log(f"redesign: round {round_no + 1} change: {change}")
-        best_single = best_of([c for c in candidates if c.design["family"] != "ensemble"], goal.direction)
+    def train_on_all(self, design: Design, round_no: int) -> Candidate:
+        """Train one searched design on the whole training split and score it on validation."""
+        model, curves = fit_design(design, self.schema, self.splits, self.cfg.train, self.cfg.goal,
+                                   epochs=self.plan.full_epochs, deadline=self.deadline, verbose=0)
+        value, loss = score_and_loss(model, self.cfg.goal, self.splits.validation)
+        return Candidate(round_no, design, value, curves, model, loss)
+
+    def average(self, round_no: int, record: RoundRecord) -> None:
+        """The average of the `ensemble_size` best single designs so far, scored on validation."""
+        singles = [c for c in self.candidates if not c.design.is_ensemble and np.isfinite(c.validation)]
+        members = self.objective.ranked(singles, value=lambda c: c.validation,
+                                        loss=lambda c: c.loss)[:self.search.ensemble_size]
+        if len(members) < 2:
+            return
+        model = ensemble_of([m.model for m in members])
+        value, loss = score_and_loss(model, self.cfg.goal, self.splits.validation)
+        # An average has no training run of its own: its curves are those of its best member.
+        ensemble = Candidate(round_no, Design.ensemble([m.design for m in members]), value, members[0].curves,
+                             model, loss)
+        self.candidates.append(ensemble)
+        record.ensemble_validation, record.ensemble_validation_loss = value, loss
+        self.log(f"redesign: round {round_no} ensemble of the {len(members)} best so far: "
+                 f"validation {self.cfg.goal.metric} {value:.4f}")
+
+    def reshape(self, round_no: int, result: RoundResult, confirmed: list[Candidate], record: RoundRecord) -> None:
+        """Diagnose the round's best full-data run and change the next round's space."""
+        round_best = self.best(confirmed)
+        record.diagnoses = round_diagnoses(round_best.curves if round_best else None,
+                                           [t.status for t in result.trials], self.cfg.goal, self.search.diagnosis)
+        self.plan, record.changes = adjust(self.plan, record.diagnoses,
+                                           round_best.hyperparameters if round_best else self.defaults)
+        for d in record.diagnoses:
+            self.log(f"redesign: round {round_no} diagnosis: {d.kind} ({d.evidence})")
+        for change in record.changes:
+            self.log(f"redesign: round {round_no + 1} change: {change}")
+        best_single = self.best([c for c in self.candidates if not c.design.is_ensemble])
         if best_single is not None:
-            defaults = best_single.hyperparameters
-        if result.stop_reason == "time budget spent":
-            stop_reason = "time budget spent"
-            break
-    if stop_reason == "all rounds done" and trials_left <= 0:
-        stop_reason = "trial budget spent"
-    return SearchOutcome(stop_reason, trials, candidates, history, round(time.monotonic() - started, 2))
-
-
-def ensemble_candidate(candidates: list[Candidate], schema: Schema, splits: dict, goal, round_no: int,
-                       size: int) -> Candidate | None:
-    """The average of the `size` best single designs so far, scored on validation (None if < 2)."""
-    singles = [c for c in candidates if c.design["family"] != "ensemble" and np.isfinite(c.validation)]
-    sign = -1.0 if goal.direction == "max" else 1.0
-    members = sorted(singles, key=lambda c: (sign * c.validation, c.loss))[:size]
-    if len(members) < 2:
-        return None
-    model = ensemble_of([m.model for m in members])
-    value, loss = score_candidate(model, goal.task, goal.metric, splits["validation"])
-    design = {"family": "ensemble", "members": [m.design for m in members]}
-    # An average has no training run of its own: its curves are those of its best member.
-    return Candidate(round_no, design, {"family": "ensemble", "members": len(members)}, value, members[0].curves,
-                     model, loss)
-
-
-def ensemble_of(models: list[keras.Model]) -> keras.Model:
-    """One exportable model that averages the members' outputs."""
-    shared = keras.tree.map_structure(
-        lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name), models[0].input)
-    # Renamed wrappers: members may share a name (same family), which one graph cannot hold.
-    outputs = [keras.Model(m.input, m.output, name=f"member_{i}")(shared) for i, m in enumerate(models)]
-    return keras.Model(shared, keras.layers.Average(name="average")(outputs), name="ensemble")
+            self.defaults = best_single.hyperparameters

@@ -1,4 +1,4 @@
-"""The design space as KerasTuner hyperparameters, and back to design dicts.
+"""The design space as KerasTuner hyperparameters, and back to designs.
 
 A round searches a :class:`~pipeline.designs.DesignSpace` (declared in conf/, reshaped by the
 diagnosis between rounds) starting from `defaults`: the initial design's values in round 1,
@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import keras_tuner as kt
 
-from pipeline.config import Choice, FloatRange, IntRange, PipelineConfig, clip
-from pipeline.data import Schema
 from pipeline import inputs
-from pipeline.designs import DesignSpace, augmentation_settings, design_of, family_key
-from pipeline.models import build_model, compile_model, max_depth
-from pipeline.training import schedule_callbacks, steps_per_epoch
+from pipeline.config import Choice, FloatRange, IntRange, PipelineConfig
+from pipeline.designs import Design, DesignSpace, family_key
+from pipeline.models.builder import build_model
+from pipeline.models.registry import family as family_named
+from pipeline.schema import Schema
+from pipeline.training import compile_model, schedule_callbacks, steps_per_epoch
 
 
 def fitting_families(space: DesignSpace, input_shape: list[int]) -> list[str]:
     """The space's families that can build at least their shallowest design for this input."""
     fits = []
-    for family in space.families:
-        cap = max_depth(family, input_shape)
+    for name in space.families:
+        cap = family_named(name).depth_limit(input_shape)
         if cap is None or cap >= 1:
-            fits.append(family)
+            fits.append(name)
     return fits
 
 
@@ -47,46 +48,45 @@ class DesignHyperModel(kt.HyperModel):
         if isinstance(spec, IntRange):
             high = spec.max if cap is None else max(1, min(spec.max, cap))
             low = min(spec.min, high)
-            return hp.Int(name, low, high, default=clip(default, low, high))
+            return hp.Int(name, low, high, default=min(max(int(default), low), high))
         if isinstance(spec, FloatRange):
             if spec.min == spec.max:
                 return hp.Fixed(name, spec.min)
             return hp.Float(name, spec.min, spec.max, sampling="log" if spec.log else "linear",
-                            default=clip(default, spec.min, spec.max))
+                            default=spec.clamp(default))
         raise TypeError(f"{name}: unsupported range {spec!r}")
 
     def values_from(self, hp) -> dict:
         """Declare (or read) every hyperparameter of the space; returns the trial's values."""
         default_family = self.defaults.get("family")
-        family = hp.Choice("family", self.families,
+        chosen = hp.Choice("family", self.families,
                            default=default_family if default_family in self.families else self.families[0])
-        values = {"family": family}
-        for candidate in self.families:
-            family_space = self.space.per_family[candidate]
-            depth_field = type(family_space).depth
-            cap = max_depth(candidate, self.schema.input_shape)
+        values = {"family": chosen}
+        for name in self.families:
+            family_space = self.space.per_family[name]
+            declared = family_named(name)
+            cap = declared.depth_limit(self.schema.input_shape)
             # Scopes only for families in the space: KerasTuner activates every scope it sees.
-            with hp.conditional_scope("family", [candidate]):
-                for name in type(family_space).model_fields:
-                    key = family_key(candidate, name)
-                    value = self._declare(hp, key, getattr(family_space, name), cap if name == depth_field else None)
-                    if candidate == family:
+            with hp.conditional_scope("family", [name]):
+                for field in type(family_space).model_fields:
+                    key = family_key(name, field)
+                    value = self._declare(hp, key, getattr(family_space, field), cap if field == declared.depth else None)
+                    if name == chosen:
                         values[key] = value
         for group in (self.space.common, self.space.training):
-            for name in type(group).model_fields:
-                values[name] = self._declare(hp, name, getattr(group, name))
+            for field in type(group).model_fields:
+                values[field] = self._declare(hp, field, getattr(group, field))
         values["augment"] = bool(self._declare(hp, "augment", self.space.augment)) if self.space.augment else False
         return values
 
-    def design_from(self, hp) -> dict:
-        design = design_of(self.values_from(hp), augmentation_settings(self.cfg), self.clipnorm)
-        design["preprocessing"] = self.preprocessing
-        return design
+    def design_from(self, hp) -> Design:
+        return Design.from_values(self.values_from(hp), self.cfg.augment.settings(self.cfg.train.seed),
+                                  self.preprocessing, self.clipnorm)
 
     def build(self, hp):
         design = self.design_from(hp)
-        model = build_model(design, self.schema, self.preprocessing)
-        hyper = design["hyperparameters"]
+        model = build_model(design, self.schema)
+        hyper = design.hyperparameters
         compile_model(model, self.schema.task, hyper, steps_per_epoch(self.n_train, hyper["batch_size"]),
                       self.epochs, self.cfg.goal.metric)
         return model

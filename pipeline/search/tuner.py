@@ -1,39 +1,35 @@
 """One round of search: KerasTuner, stopped by the goal, the clock or the trial budget.
 
-KerasTuner alone stops when a trial count runs out. Here its oracle is wrapped so that a round
-also ends cleanly when the goal is met on validation or the wall-clock deadline passes, and its
-first trial is the round's starting design (every hyperparameter's default).
+KerasTuner alone stops when a trial count runs out. Here each oracle also ends a round cleanly
+when the goal is met on validation or the wall-clock deadline passes, and starts the round at
+its starting design (every hyperparameter's default). Only KerasTuner's documented hooks are
+used: an oracle's `populate_space`, a tuner's `run_trial`, `on_trial_begin` and `on_trial_end`,
+with the classes' own constructors, so its distributed mode (chief and workers) keeps working.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras_tuner as kt
-from keras_tuner.src.engine import trial as trial_module
 
 from pipeline.config import PipelineConfig
-from pipeline.metrics import goal_met
+from pipeline.objective import Objective
+from pipeline.search.records import TrialRecord
 from pipeline.search.space import DesignHyperModel
 from pipeline.training import GOAL_LOG_KEY, training_callbacks
 
-TUNERS = {
-    "hyperband": (kt.oracles.HyperbandOracle, kt.Hyperband),
-    "random": (kt.oracles.RandomSearchOracle, kt.RandomSearch),
-    "bayesian": (kt.oracles.BayesianOptimizationOracle, kt.BayesianOptimization),
-    "grid": (kt.oracles.GridSearchOracle, kt.GridSearch),
-}
+FINISHED = ("COMPLETED", "FAILED", "INVALID")
 
 
 @dataclass
 class Budget:
     """When a round must stop: goal met, wall clock spent, or its trials used."""
 
-    metric: str
-    threshold: float
+    objective: Objective
     max_trials: int
     deadline: float
     stop_on_goal: bool
@@ -41,11 +37,10 @@ class Budget:
     reason: str | None = None
 
     def stop_reason(self, oracle) -> str | None:
-        finished = [t for t in oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")]
+        finished = [t for t in oracle.trials.values() if t.status in FINISHED]
         if self.stop_on_goal:
             best = oracle.get_best_trials(1)
-            if best and best[0].score is not None and goal_met(best[0].score, self.threshold, self.metric,
-                                                                self.margin):
+            if best and best[0].score is not None and self.objective.met(best[0].score, self.margin):
                 return "goal met on validation"
         if time.monotonic() >= self.deadline:
             return "time budget spent"
@@ -54,30 +49,56 @@ class Budget:
         return None
 
 
-class _GoalAwareOracle:
-    """Mixed in front of a KerasTuner oracle: stops on the Budget, starts at the defaults."""
+class BudgetedOracle:
+    """Mixed in before a KerasTuner oracle: stops on the Budget, and (unless told not to) gives
+    the round's first trial the space's default values: the round's starting design."""
 
-    budget: Budget
-    _seeded = False
+    def __init__(self, *, budget: Budget, start_at_defaults: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.budget, self.start_at_defaults = budget, start_at_defaults
 
     def populate_space(self, trial_id):
         reason = self.budget.stop_reason(self)
         if reason:
             self.budget.reason = reason
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-        return super().populate_space(trial_id)
+            return {"status": "STOPPED", "values": None}
+        first = not self.trials
+        response = super().populate_space(trial_id)
+        if first and self.start_at_defaults and response.get("status") == "RUNNING":
+            tuner_values = {k: v for k, v in response["values"].items() if k.startswith("tuner/")}
+            response = {**response, "values": {**self.default_values(), **tuner_values}}
+        return response
 
-    def _random_values(self):
-        if not self._seeded:
-            self._seeded = True
-            hps = kt.HyperParameters()
-            for hp in self.hyperparameters.space:
-                hps.merge([hp])
-                if hps.is_active(hp):
-                    hps.values[hp.name] = hp.default
-            if not self._duplicate(hps.values):
-                return hps.values
-        return super()._random_values()
+    def default_values(self) -> dict:
+        """Every active hyperparameter at its default."""
+        values = kt.HyperParameters()
+        for hp in self.hyperparameters.space:
+            values.merge([hp])
+            if values.is_active(hp):
+                values.values[hp.name] = hp.default
+        return dict(values.values)
+
+
+class HyperbandOracle(BudgetedOracle, kt.oracles.HyperbandOracle):
+    pass
+
+
+class RandomOracle(BudgetedOracle, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class BayesianOracle(BudgetedOracle, kt.oracles.BayesianOptimizationOracle):
+    pass
+
+
+class GridOracle(BudgetedOracle, kt.oracles.GridSearchOracle):
+    """A grid walks its own order from the first combination: no default seeding."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**kwargs, "start_at_defaults": False})
+
+
+ORACLES = {"hyperband": HyperbandOracle, "random": RandomOracle, "bayesian": BayesianOracle, "grid": GridOracle}
 
 
 def first_non_finite(values: list[float]) -> int | None:
@@ -85,19 +106,7 @@ def first_non_finite(values: list[float]) -> int | None:
     return next((i + 1 for i, v in enumerate(values) if not math.isfinite(v)), None)
 
 
-@dataclass
-class TrialRecord:
-    trial_id: str
-    status: str
-    score: float | None
-    seconds: float | None  # None: finished by an earlier run of a resumed search
-    hyperparameters: dict
-    message: str = ""
-    curves: dict = field(default_factory=dict)
-    resumed: bool = False
-
-
-def _record(trial, seconds: float | None, resumed: bool = False) -> TrialRecord:
+def trial_record(trial, seconds: float | None, resumed: bool = False) -> TrialRecord:
     message = (trial.message or "").strip().splitlines()[-1] if trial.message else ""
     return TrialRecord(
         trial_id=trial.trial_id, status=str(trial.status), score=trial.score,
@@ -108,15 +117,47 @@ def _record(trial, seconds: float | None, resumed: bool = False) -> TrialRecord:
     )
 
 
-def _with_earlier_trials(oracle, records: list[TrialRecord]) -> list[TrialRecord]:
-    """This run's trials plus those a reloaded project had finished before, in start order."""
-    ran = {r.trial_id: r for r in records}
-    finished = ("COMPLETED", "FAILED", "INVALID")
-    earlier = {tid: _record(t, None, resumed=True) for tid, t in oracle.trials.items()
-               if tid not in ran and t.status in finished}
-    merged = {**earlier, **ran}
-    order = [tid for tid in oracle.start_order if tid in merged]
-    return [merged[tid] for tid in order] + [r for tid, r in merged.items() if tid not in order]
+class DesignTuner(kt.Tuner):
+    """KerasTuner's Tuner with what the redesign adds: trial records with their time, diverged
+    runs FAILED, and Hyperband's per-trial epoch budget (each trial trains from scratch)."""
+
+    def __init__(self, oracle, hypermodel: DesignHyperModel, on_trial_end=None, **kwargs):
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.records: list[TrialRecord] = []
+        self._started: dict[str, float] = {}
+        self._on_trial_end = on_trial_end
+
+    def run_trial(self, trial, *args, **kwargs):
+        if "tuner/epochs" in trial.hyperparameters.values:
+            kwargs["epochs"] = trial.hyperparameters.values["tuner/epochs"]
+        histories = super().run_trial(trial, *args, **kwargs)
+        for history in histories if isinstance(histories, list) else [histories]:
+            diverged_at = first_non_finite(history.history.get("loss", []))
+            if diverged_at is not None:
+                # Recorded as FAILED (not INVALID), and the search goes on with the next trial.
+                raise kt.errors.FailedTrialError(f"training diverged: loss not finite at epoch {diverged_at}")
+        return histories
+
+    def on_trial_begin(self, trial):
+        self._started[trial.trial_id] = time.monotonic()
+        super().on_trial_begin(trial)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        started = self._started.get(trial.trial_id, time.monotonic())
+        record = trial_record(trial, round(time.monotonic() - started, 2))
+        self.records.append(record)
+        if self._on_trial_end:
+            self._on_trial_end(record)
+
+    def all_records(self) -> list[TrialRecord]:
+        """This run's trials plus those a reloaded project had finished before, in start order."""
+        ran = {r.trial_id: r for r in self.records}
+        earlier = {tid: trial_record(t, None, resumed=True) for tid, t in self.oracle.trials.items()
+                   if tid not in ran and t.status in FINISHED}
+        merged = {**earlier, **ran}
+        order = [tid for tid in self.oracle.start_order if tid in merged]
+        return [merged[tid] for tid in order] + [r for tid, r in merged.items() if tid not in order]
 
 
 @dataclass
@@ -126,58 +167,34 @@ class RoundResult:
     best: list  # KerasTuner HyperParameters of the best completed trials, best first
 
 
-def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train: tuple, validation: tuple,
-              directory: Path, max_trials: int, deadline: float, seed: int, top_k: int = 1,
-              on_trial_end=None, margin: float = 0.0) -> RoundResult:
-    """Search with KerasTuner; `on_trial_end(TrialRecord)` is called after every trial."""
+def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train, validation, directory: Path,
+              max_trials: int, deadline: float, seed: int, top_k: int = 1, on_trial_end=None,
+              margin: float = 0.0, start_at_defaults: bool = True) -> RoundResult:
+    """Search with KerasTuner on `train` rows, scored on `validation` rows.
+
+    `on_trial_end(TrialRecord)` is called after every trial; `start_at_defaults=False` lets the
+    oracle draw its first trial as it would alone (for comparisons with plain KerasTuner).
+    """
     search = cfg.search
-    oracle_base, tuner_base = TUNERS[search.tuner]
-    objective = kt.Objective(GOAL_LOG_KEY, direction=cfg.goal.direction)
-    budget = Budget(cfg.goal.metric, cfg.goal.threshold, max_trials, deadline, search.stop_on_goal, margin)
-    oracle_kwargs = dict(objective=objective, seed=seed, max_retries_per_trial=0,
-                         max_consecutive_failed_trials=max_trials + 1)
+    objective = cfg.objective
+    budget = Budget(objective, max_trials, deadline, search.stop_on_goal, margin)
+    oracle_kwargs = dict(objective=objective.keras_tuner(GOAL_LOG_KEY), seed=seed, max_retries_per_trial=0,
+                         max_consecutive_failed_trials=max_trials + 1, budget=budget,
+                         start_at_defaults=start_at_defaults)
     if search.tuner == "hyperband":
         oracle_kwargs.update(max_epochs=hypermodel.epochs, factor=search.hyperband_factor)
     else:
         oracle_kwargs["max_trials"] = max_trials
-    oracle = type(f"Goal{oracle_base.__name__}", (_GoalAwareOracle, oracle_base), {})(**oracle_kwargs)
-    oracle.budget = budget
-    records: list[TrialRecord] = []
-    started: dict[str, float] = {}
-
-    class _Tuner(tuner_base):
-        def __init__(self, **kwargs):
-            kt.Tuner.__init__(self, **kwargs)  # the base tuners' __init__ only builds their own oracle
-
-        def run_trial(self, trial, *args, **kwargs):
-            histories = super().run_trial(trial, *args, **kwargs)
-            for history in histories if isinstance(histories, list) else [histories]:
-                diverged_at = first_non_finite(history.history.get("loss", []))
-                if diverged_at is not None:
-                    # Recorded as FAILED (not INVALID), and the search goes on with the next trial.
-                    raise kt.errors.FailedTrialError(f"training diverged: loss not finite at epoch {diverged_at}")
-            return histories
-
-        def on_trial_begin(self, trial):
-            started[trial.trial_id] = time.monotonic()
-            super().on_trial_begin(trial)
-
-        def on_trial_end(self, trial):
-            super().on_trial_end(trial)
-            record = _record(trial, round(time.monotonic() - started.get(trial.trial_id, time.monotonic()), 2))
-            records.append(record)
-            if on_trial_end:
-                on_trial_end(record)
-
+    oracle = ORACLES[search.tuner](**oracle_kwargs)
     # overwrite=False: an existing project (same search, interrupted) is reloaded; its finished
     # trials count and are not rerun, and the trial that was running is run again.
-    tuner = _Tuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="search",
-                   overwrite=False)
+    tuner = DesignTuner(oracle, hypermodel, on_trial_end=on_trial_end, directory=str(directory),
+                        project_name="search", overwrite=False)
     callbacks = training_callbacks(cfg.goal, validation, cfg.train.early_stopping_patience, deadline, train=train,
                                    monitor=cfg.train.early_stopping_monitor)
-    tuner.search(*train, validation_data=validation, epochs=hypermodel.epochs, callbacks=callbacks, verbose=0)
-    records = _with_earlier_trials(oracle, records)
+    tuner.search(train.x, train.y, validation_data=(validation.x, validation.y), epochs=hypermodel.epochs,
+                 callbacks=callbacks, verbose=0)
     best = [t for t in oracle.get_best_trials(top_k) if t.status == "COMPLETED" and t.score is not None]
     # KerasTuner's own max_trials check may end the loop before our budget is asked.
     reason = budget.reason or budget.stop_reason(oracle) or "search space exhausted"
-    return RoundResult(stop_reason=reason, trials=records, best=[t.hyperparameters for t in best])
+    return RoundResult(stop_reason=reason, trials=tuner.all_records(), best=[t.hyperparameters for t in best])

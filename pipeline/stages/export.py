@@ -14,10 +14,12 @@ import pandas as pd
 
 from pipeline import inputs, registry
 from pipeline.config import PipelineConfig
+from pipeline.files import read_json, write_json
 from pipeline.images import ImageFiles
-from pipeline.models import load_model
-from pipeline.paths import Paths, load_test_split, read_json, write_json
+from pipeline.models.builder import load_model
+from pipeline.paths import Paths
 from pipeline.predict import flat_frame, predict_file
+from pipeline.prepared import load_test_split
 from pipeline.tracking import StageRun
 
 SAMPLE_ROWS = 5
@@ -42,7 +44,7 @@ def write_sample(raw, schema, out: Path) -> Path:
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
-    raw_test, x_test, _, schema = load_test_split(paths)
+    test_rows, schema = load_test_split(paths)
     out = paths.export
     if out.exists():
         shutil.rmtree(out)
@@ -52,16 +54,14 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     schema.to_json(out / "schema.json")
 
     # A sample of raw test rows, predicted through the same path users call, as a smoke check.
-    raw_sample = inputs.head(raw_test, SAMPLE_ROWS)
+    raw_sample = inputs.head(test_rows.raw, SAMPLE_ROWS)
     sample = write_sample(raw_sample, schema, out)
     predicted = predict_file(out / "model.keras", sample)
     predicted.to_csv(out / "sample_predictions.csv", index=False)
-    expected = inputs.predict(model, inputs.head(x_test, SAMPLE_ROWS))
-    shown = predicted.drop(columns=[c for c in ("file", "prediction") if c in predicted.columns])
-    numeric = shown.to_numpy() if schema.task != "regression" else predicted[["prediction"]].to_numpy()
-    if schema.task == "binary":
-        numeric = numeric[:, 1:]
-    if not np.allclose(numeric.reshape(expected.shape), expected, atol=1e-5):
+    expected = schema.task.predictions_frame(inputs.predict(model, inputs.head(test_rows.x, SAMPLE_ROWS)),
+                                             schema.classes)
+    if not np.allclose(predicted[expected.columns].select_dtypes("number").to_numpy(),
+                       expected.select_dtypes("number").to_numpy(), atol=1e-5):
         raise RuntimeError("export: the reloaded model predicts differently from the chosen model")
 
     saved_model = None
@@ -103,8 +103,3 @@ def _register(cfg: PipelineConfig, example: pd.DataFrame, predictions: pd.DataFr
     return registry.mark_version(tracker.mlflow.MlflowClient(), name, info.registered_model_version,
                                  test["goal_met"], test["metric"], test["value"])
 
-
-if __name__ == "__main__":
-    from pipeline.cli import run_stage
-
-    run_stage("export")

@@ -10,12 +10,14 @@ from collections import Counter
 
 from pipeline.config import PipelineConfig
 from pipeline.data import load_dataset
-from pipeline.paths import Paths, replaced_dir, save_prepared
+from pipeline.files import replaced_dir
+from pipeline.paths import Paths
+from pipeline.prepared import save_prepared
 from pipeline.tracking import StageRun
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun):
-    dataset = load_dataset(cfg.data, cfg.goal.task)
+    dataset = load_dataset(cfg.data, cfg.task, cfg.split)
     schema = dataset.schema
     with replaced_dir(paths.prepared) as out:
         save_prepared(dataset, out)
@@ -24,13 +26,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun):
     outputs = f"{len(schema.classes)} classes" if schema.classes else "a value"
     kinds = ""
     if schema.columns:
-        counts = Counter(column["kind"] for column in schema.columns)
+        counts = Counter(column.kind for column in schema.columns)
         kinds = " (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + " columns)"
     print(f"prepare: {schema.n_rows} rows of {schema.input_kind} input {tuple(schema.input_shape)}{kinds} -> {outputs}")
     return schema
-
-
-if __name__ == "__main__":
-    from pipeline.cli import run_stage
-
-    run_stage("prepare")

@@ -16,20 +16,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import metrics
 from pipeline.config import PipelineConfig
-from pipeline.paths import Paths, load_splits, read_json, write_json
-from pipeline.designs import values_of
-from pipeline.models import layer_table, load_model
-from pipeline.search import Candidate, run_rounds, score_candidate
+from pipeline.designs import Design
+from pipeline.files import read_json, write_json
+from pipeline.models.builder import layer_table, load_model
+from pipeline.paths import Paths
+from pipeline.prepared import load_splits
+from pipeline.search.records import history_markdown, save_history
+from pipeline.search.rounds import Candidate, RedesignLoop
 from pipeline.tracking import StageRun
+from pipeline.training import score_and_loss
 
 
-def _keep_trained(paths: Paths, initial: dict) -> None:
+def _keep_trained(paths: Paths, initial: Design) -> None:
     """The trained initial design stays the chosen model."""
     shutil.copy(paths.train / "model.keras", paths.redesign / "model.keras")
     shutil.copy(paths.train / "history.csv", paths.redesign / "curves.csv")
-    write_json(paths.redesign / "design.json", initial)
+    initial.save(paths.redesign / "design.json")
 
 
 def write_curves(curves: dict, path) -> None:
@@ -41,7 +44,8 @@ def write_curves(curves: dict, path) -> None:
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     trained = read_json(paths.metrics / "train.json")
-    initial = read_json(paths.design / "design.json")
+    initial = Design.load(paths.design / "design.json")
+    objective = cfg.objective
     out = paths.redesign
     if out.exists():
         shutil.rmtree(out)
@@ -51,9 +55,9 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
                "trained_validation": trained["validation"], "searched": False}
 
     n_validation = int(np.load(paths.split / "indices.npz")["validation"].size)
-    margin = metrics.stop_margin(cfg.search.goal_margin, cfg.goal.metric, cfg.goal.threshold, n_validation)
+    margin = objective.stop_margin(cfg.search.goal_margin, n_validation)
     summary["stop_margin"] = margin
-    if metrics.goal_met(trained["validation"], cfg.goal.threshold, cfg.goal.metric, margin):
+    if objective.met(trained["validation"], margin):
         _keep_trained(paths, initial)
         summary.update(chosen="trained", reason="the trained initial design meets the goal on validation"
                        + (f" by the margin {margin:.4f}" if margin else ""),
@@ -62,8 +66,8 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         summary.update(_search_and_choose(cfg, paths, tracker, initial, trained))
 
     write_json(out / "layers.json", layer_table(load_model(out / "model.keras")))  # for the report
-    summary["goal_met_on_validation"] = metrics.goal_met(summary["validation"], cfg.goal.threshold, cfg.goal.metric)
-    summary["margin_on_validation"] = metrics.margin(summary["validation"], cfg.goal.threshold, cfg.goal.metric)
+    summary["goal_met_on_validation"] = objective.met(summary["validation"])
+    summary["margin_on_validation"] = objective.margin(summary["validation"])
     write_json(out / "summary.json", summary)
     write_json(paths.metrics / "redesign.json", {k: summary[k] for k in (
         "searched", "trials", "chosen", "validation", "goal_met_on_validation")})
@@ -76,30 +80,31 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     return summary
 
 
-def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, initial: dict, trained: dict) -> dict:
+def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, initial: Design, trained: dict) -> dict:
     splits, schema = load_splits(paths)
     goal = cfg.goal
     history = pd.read_csv(paths.train / "history.csv")
     trained_model = load_model(paths.train / "model.keras")
-    _, trained_loss = score_candidate(trained_model, goal.task, goal.metric, splits["validation"])
-    trained_run = Candidate(0, initial, values_of(initial), trained["validation"],
+    _, trained_loss = score_and_loss(trained_model, goal, splits.validation)
+    trained_run = Candidate(0, initial, trained["validation"],
                             {c: history[c].tolist() for c in history.columns if c != "epoch"}, trained_model,
                             trained_loss)
-    outcome = run_rounds(cfg, schema, splits, initial, search_state(cfg, paths), on_trial=_trial_logger(tracker),
-                         on_candidate=_candidate_logger(tracker), prior=(trained_run,))
+    loop = RedesignLoop(cfg, schema, splits, initial, search_state(cfg, paths), on_trial=_trial_logger(tracker),
+                        on_candidate=_candidate_logger(tracker))
+    outcome = loop.run(prior=(trained_run,))
     pd.DataFrame(outcome.trials).to_csv(paths.redesign / "trials.csv", index=False)
-    write_json(paths.redesign / "history.json", outcome.history)
+    save_history(outcome.history, paths.redesign / "history.json")
     (paths.redesign / "history.md").write_text(history_markdown(outcome.history, goal.metric, outcome.stop_reason))
     for entry in outcome.history:
-        if entry["best_validation"] is not None:
-            tracker.log_metrics({"round_best_validation": entry["best_validation"]}, step=entry["round"])
+        if entry.best_validation is not None:
+            tracker.log_metrics({"round_best_validation": entry.best_validation}, step=entry.round)
     facts = {"searched": True, "tuner": cfg.search.tuner, "trials": len(outcome.trials),
              "rounds": len(outcome.history), "stop_reason": outcome.stop_reason, "search_seconds": outcome.seconds,
-             "diagnoses": sorted({d["kind"] for e in outcome.history for d in e["diagnoses"]})}
+             "diagnoses": sorted({d.kind for e in outcome.history for d in e.diagnoses})}
     print(f"redesign: search stopped ({outcome.stop_reason}) after {len(outcome.history)} round(s), "
           f"{len(outcome.trials)} trials, {outcome.seconds} s")
 
-    best = outcome.best(goal.direction)
+    best = loop.best()
     if best is trained_run:
         _keep_trained(paths, initial)
         return {**facts, "chosen": "trained", "validation": trained["validation"],
@@ -107,15 +112,15 @@ def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, ini
 
     best.model.save(paths.redesign / "model.keras")
     write_curves(best.curves, paths.redesign / "curves.csv")
-    write_json(paths.redesign / "design.json", best.design)
-    ensembles = [c.validation for c in outcome.candidates if c.design["family"] == "ensemble"]
+    best.design.save(paths.redesign / "design.json")
+    ensembles = [c for c in outcome.candidates if c.design.is_ensemble]
     if ensembles:
-        facts["ensemble_validation"] = max(ensembles) if goal.direction == "max" else min(ensembles)
-    chosen = "ensemble" if best.design["family"] == "ensemble" else "search"
+        facts["ensemble_validation"] = loop.best(ensembles).validation
     facts["validation_loss"] = {"trained": trained_loss, "chosen": best.loss}
-    return {**facts, "chosen": chosen, "reason": f"search found a better design ({outcome.stop_reason}); "
-            "equal goal metrics are decided by the lower validation loss",
-            "validation": best.validation, "design": best.design["family"]}
+    return {**facts, "chosen": "ensemble" if best.design.is_ensemble else "search",
+            "reason": f"search found a better design ({outcome.stop_reason}); "
+                      "equal goal metrics are decided by the lower validation loss",
+            "validation": best.validation, "design": best.design.family}
 
 
 def search_state(cfg: PipelineConfig, paths: Paths) -> Path:
@@ -151,41 +156,10 @@ def _trial_logger(tracker: StageRun):
 
 
 def _candidate_logger(tracker: StageRun):
-    def log(candidate) -> None:
+    def log(candidate: Candidate) -> None:
         tracker.log_child(
             f"round{candidate.round}-full-data", candidate.hyperparameters,
             {"kind": "redesign-full-training", "round": candidate.round, "data_fraction": 1.0},
             candidate.curves, {"val_goal_best": candidate.validation},
         )
     return log
-
-
-def history_markdown(history: list[dict], metric: str, stop_reason: str) -> str:
-    """The redesign history for people: per round, what was searched, found, diagnosed, changed."""
-    lines = ["# Redesign history", "", f"Stopped: {stop_reason}.", ""]
-    for entry in history:
-        best = entry["best_validation"]
-        lines += [
-            f"## Round {entry['round']}",
-            "",
-            f"- searched on {entry['data_fraction']:.0%} of the training data: {entry['trials']} trials "
-            f"({entry['failed']} failed), {entry['trial_epochs']} epochs at most each; round ended: {entry['round_stop']}",
-            f"- trained on all the training data: {len(entry['full_runs'])} design(s); best validation "
-            f"{metric}: {'-' if best is None else f'{best:.4f}'}",
-        ]
-        if entry.get("ensemble_validation") is not None:
-            lines.append(f"- ensemble of the best designs so far: validation {metric} {entry['ensemble_validation']:.4f}")
-        for d in entry["diagnoses"]:
-            lines.append(f"- diagnosis: **{d['kind']}**: {d['evidence']}")
-        if not entry["diagnoses"]:
-            lines.append("- diagnosis: none (healthy curves)")
-        for change in entry["changes"]:
-            lines.append(f"- next round: {change}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    from pipeline.cli import run_stage
-
-    run_stage("redesign")

@@ -12,10 +12,14 @@ import json
 import pandas as pd
 
 from pipeline.config import PipelineConfig
-from pipeline.data import Schema
-from pipeline.paths import Paths, read_json, replaced_dir
+from pipeline.designs import Design
+from pipeline.files import read_json, replaced_dir
+from pipeline.objective import Objective
+from pipeline.paths import Paths
 from pipeline.plots import curves_png
 from pipeline.report import Section, code, image, pairs, paragraph, render, table, text, verdict_header
+from pipeline.schema import Schema
+from pipeline.search.records import load_history
 from pipeline.tracking import StageRun, tracking_uri
 
 TRIALS_SHOWN, WORST_SHOWN = 15, 10
@@ -33,7 +37,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
             data_section(paths, schema),
             architecture_section(paths),
             redesign_section(paths, out, cfg.goal.metric),
-            metrics_section(test, schema.task),
+            metrics_section(test),
             error_section(paths, test),
             deployment_section(manifest, cfg, tracker),
         ]
@@ -51,11 +55,11 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
 
 def data_section(paths: Paths, schema: Schema) -> Section:
     split = read_json(paths.split / "summary.json")
-    facts = {"source": schema.source, "task": schema.task, "input": schema.input_kind,
+    facts = {"source": schema.source, "task": schema.task.name, "input": schema.input_kind,
              "model input shape": "x".join(map(str, schema.input_shape)), "rows": schema.n_rows,
              "feature columns": len(schema.features)}
     if schema.classes:
-        facts["classes" if schema.task != "multilabel" else "labels"] = ", ".join(schema.classes)
+        facts["labels" if schema.task.multi_target else "classes"] = ", ".join(schema.classes)
     facts["split"] = f"{split['method']} (seed {split['seed']})"
     section = Section("data", "Data").add(pairs(facts), "<h3>Split</h3>", table([split["rows"]]))
     duplicates = split.get("duplicates_of_train_rows") or {}
@@ -67,24 +71,23 @@ def data_section(paths: Paths, schema: Schema) -> Section:
                     table(pd.DataFrame(counts).rename_axis("class").reset_index()))
     if schema.columns:
         section.add("<h3>Columns</h3>", table([
-            {"column": c["name"], "kind": c["kind"], "missing": c.get("missing", "-"),
-             "vocabulary": len(c.get("vocabulary") or []) or None}
+            {"column": c.name, "kind": c.kind, "missing": c.missing, "vocabulary": len(c.vocabulary or []) or None}
             for c in schema.columns]))
     return section
 
 
 def architecture_section(paths: Paths) -> Section:
-    design = read_json(paths.redesign / "design.json")
+    design = Design.load(paths.redesign / "design.json")
     rows = read_json(paths.redesign / "layers.json")
     section = Section("architecture", "Chosen architecture").add(
-        paragraph(f"{design['family']}: {sum(r['params'] for r in rows):,} parameters, {len(rows)} layers."))
-    if design.get("members"):
-        section.add(paragraph(f"An average of {len(design['members'])} designs: "
-                              + "; ".join(m["family"] for m in design["members"])))
-    if design.get("hyperparameters"):
-        section.add("<h3>Hyperparameters</h3>", pairs(design["hyperparameters"]))
+        paragraph(f"{design.family}: {sum(r['params'] for r in rows):,} parameters, {len(rows)} layers."))
+    if design.members:
+        section.add(paragraph(f"An average of {len(design.members)} designs: "
+                              + "; ".join(m.family for m in design.members)))
+    if design.hyperparameters:
+        section.add("<h3>Hyperparameters</h3>", pairs(design.hyperparameters))
     section.add("<h3>Layers</h3>", table(rows))
-    used = "used by this design" if design.get("hyperparameters", {}).get("augment") else "not used by this design"
+    used = "used by this design" if design.hyperparameters.get("augment") else "not used by this design"
     return section.add(image(paths.design / "augmentation_samples.png",
                              f"training augmentation ({used}): each row an image and random variants"))
 
@@ -100,23 +103,22 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
     history_file = paths.redesign / "history.json"
     if history_file.is_file():
         section.add("<h3>Rounds</h3>", table([
-            {"round": h["round"], "data share": h["data_fraction"], "trials": h["trials"], "failed": h["failed"],
-             f"best validation {metric}": h["best_validation"], "ensemble": h.get("ensemble_validation"),
-             "diagnoses": "; ".join(f"{d['kind']}: {d['evidence']}" for d in h["diagnoses"]) or "healthy",
-             "next round": "; ".join(h["changes"]) or "-"}
-            for h in read_json(history_file)]))
+            {"round": h.round, "data share": h.data_fraction, "trials": h.trials, "failed": h.failed,
+             f"best validation {metric}": h.best_validation, "ensemble": h.ensemble_validation,
+             "diagnoses": "; ".join(f"{d.kind}: {d.evidence}" for d in h.diagnoses) or "healthy",
+             "next round": "; ".join(h.changes) or "-"}
+            for h in load_history(history_file)]))
     trials_file = paths.redesign / "trials.csv"
     if trials_file.is_file():
         trials = pd.read_csv(trials_file)
-        ascending = metric in ("rmse", "mae", "log_loss")
-        trials = trials.sort_values("score", ascending=ascending, na_position="last", kind="stable")
+        trials = trials.iloc[Objective(metric).order(trials["score"].tolist())]
         hidden = [c for c in trials.columns if c.startswith("tuner/") or c in ("message", "resumed")]
         section.add(f"<h3>Trials (best {min(TRIALS_SHOWN, len(trials))} of {len(trials)}, on the search subset)</h3>",
                     table(trials.drop(columns=hidden), limit=TRIALS_SHOWN))
     return section.add(image(out / "curves.png", "learning curves of the chosen model (an ensemble: its best member)"))
 
 
-def metrics_section(test: dict, task: str) -> Section:
+def metrics_section(test: dict) -> Section:
     overall = {k: v for k, v in test["all"].items() if isinstance(v, (int, float))}
     section = Section("metrics", "Test metrics").add(
         paragraph(f"On {test['test_rows']} held-out test rows, never seen in training or model selection."),
@@ -172,8 +174,3 @@ def deployment_section(manifest: dict, cfg: PipelineConfig, tracker: StageRun) -
     return section.add("<details><summary>manifest.json</summary><pre>"
                        + text(json.dumps(manifest, indent=2)) + "</pre></details>")
 
-
-if __name__ == "__main__":
-    from pipeline.cli import run_stage
-
-    run_stage("report")

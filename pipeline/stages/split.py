@@ -10,26 +10,29 @@ import numpy as np
 from pipeline import inputs
 from pipeline.config import PipelineConfig
 from pipeline.features import fit_specs
-from pipeline.paths import SPLITS, Paths, load_prepared, model_inputs, replaced_dir, write_json
-from pipeline.splitting import duplicates_of_train, resolved_method, row_fingerprints, split_indices
+from pipeline.files import replaced_dir, write_json
+from pipeline.paths import Paths
+from pipeline.prepared import SPLITS, load_prepared, model_inputs
+from pipeline.splitting import duplicates_of_train, row_fingerprints, split_indices
 from pipeline.tracking import StageRun
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     dataset = load_prepared(paths)
     schema, y = dataset.schema, dataset.y
-    method = resolved_method(cfg.split.method, schema.task, windows=cfg.data.window is not None)
-    indices = split_indices(y, method, cfg.split.validation, cfg.split.test, cfg.split.seed, groups=dataset.groups,
-                            time=dataset.time, origin=dataset.origin, classes=schema.classes)
+    kind = cfg.split_kind
+    indices = split_indices(y, kind, key=dataset.key, origin=dataset.origin, classes=schema.classes)
     if schema.columns:
         schema.columns = fit_specs(dataset.x.iloc[indices["train"]], schema.columns)
     schema.inputs = inputs.describe(model_inputs(inputs.head(dataset.x, 1), schema), schema)
     duplicates = duplicates_of_train(row_fingerprints(dataset.x), indices)
-    summary = {"method": method, "seed": cfg.split.seed, "rows": {n: int(len(indices[n])) for n in SPLITS},
+    summary = {"method": kind.method, "seed": kind.seed, "rows": {n: int(len(indices[n])) for n in SPLITS},
                "duplicates_of_train_rows": duplicates}
+    if kind.key_column(cfg.data):
+        summary["column"] = kind.key_column(cfg.data)
     if dataset.origin is not None:
         summary["separate_sources"] = [n for n, o in (("validation", 1), ("test", 2)) if (dataset.origin == o).any()]
-    if schema.classes and schema.task != "multilabel":
+    if schema.task.single_label:
         summary["class_counts"] = {
             n: {schema.classes[c]: int((y[indices[n]] == c).sum()) for c in range(len(schema.classes))}
             for n in SPLITS
@@ -38,8 +41,8 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         np.savez(out / "indices.npz", **indices)
         schema.to_json(out / "schema.json")
         write_json(out / "summary.json", summary)
-    tracker.log_params({"rows": summary["rows"], "split_method": method})
-    print(f"split ({method}): " + ", ".join(f"{n} {summary['rows'][n]}" for n in SPLITS))
+    tracker.log_params({"rows": summary["rows"], "split_method": kind.method})
+    print(f"split ({kind.method}): " + ", ".join(f"{n} {summary['rows'][n]}" for n in SPLITS))
     for name, count in summary.get("class_counts", {}).items():
         print(f"split: {name} classes " + ", ".join(f"{c}={k}" for c, k in count.items()))
     for name, count in duplicates.items():
@@ -47,9 +50,3 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
             print(f"split: WARNING {count} {name} row(s) exactly duplicate a training row (leakage: "
                   f"the {name} score will read high); deduplicate the data or split by group")
     return summary
-
-
-if __name__ == "__main__":
-    from pipeline.cli import run_stage
-
-    run_stage("split")

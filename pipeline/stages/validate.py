@@ -11,10 +11,13 @@ from sklearn.metrics import confusion_matrix
 
 from pipeline import analysis, inputs, metrics
 from pipeline.config import PipelineConfig
+from pipeline.files import write_json
 from pipeline.images import ImageFiles
-from pipeline.models import load_model
-from pipeline.paths import Paths, load_test_split, write_json
+from pipeline.models.builder import load_model
+from pipeline.paths import Paths
 from pipeline.plots import confusion_png, gallery_png, reliability_png, residuals_png
+from pipeline.prepared import Rows, load_test_split
+from pipeline.schema import Schema
 from pipeline.tracking import StageRun
 
 WORST_EXAMPLES = 20
@@ -26,31 +29,31 @@ class GoalMissed(SystemExit):
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
-    raw_test, x_test, y_test, schema = load_test_split(paths)
+    test, schema = load_test_split(paths)
     model = load_model(paths.redesign / "model.keras")
-    raw = inputs.predict(model, x_test)
-    goal = cfg.goal
-    value = metrics.compute(goal.task, goal.metric, y_test, raw)
-    met = metrics.goal_met(value, goal.threshold, goal.metric)
-    low, high = metrics.bootstrap_interval(goal.task, goal.metric, y_test, raw, BOOTSTRAP_ROUNDS, seed=cfg.split.seed)
-    interval_met = [metrics.goal_met(v, goal.threshold, goal.metric) for v in (low, high)]
-    sure = "sure" if interval_met[0] == interval_met[1] else "not sure: the 95% interval straddles the threshold"
+    raw = inputs.predict(model, test.x)
+    goal, objective, task = cfg.goal, cfg.objective, schema.task
+    value = task.score(goal.metric, test.y, raw)
+    met = objective.met(value)
+    low, high = metrics.bootstrap_interval(task, goal.metric, test.y, raw, BOOTSTRAP_ROUNDS, seed=cfg.split.seed)
+    sure = "sure" if objective.met(low) == objective.met(high) else \
+        "not sure: the 95% interval straddles the threshold"
     report = {
         "goal_met": met,
         "metric": goal.metric,
         "value": value,
         "threshold": goal.threshold,
-        "direction": goal.direction,
-        "margin": metrics.margin(value, goal.threshold, goal.metric),
+        "direction": objective.direction,
+        "margin": objective.margin(value),
         "interval_95": {"low": low, "high": high, "bootstrap_rounds": BOOTSTRAP_ROUNDS},
         "verdict_certainty": sure,
-        "test_rows": int(len(y_test)),
-        "all": metrics.report_metrics(goal.task, y_test, raw, schema.classes),
+        "test_rows": int(len(test)),
+        "all": task.report(test.y, raw, schema.classes),
     }
     out = paths.validate
     out.mkdir(parents=True, exist_ok=True)
-    _write_error_analysis(schema, y_test, raw, out)
-    report["analysis"] = _analyse(cfg, schema, y_test, raw, raw_test, out)
+    _write_error_analysis(schema, test.y, raw, out)
+    report["analysis"] = _analyse(cfg, schema, test, raw, out)
     write_json(paths.metrics / "test.json", report)
 
     scalars = {k: v for k, v in report["all"].items() if isinstance(v, float)}
@@ -61,58 +64,52 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     tracker.log_artifact(out)
     tracker.log_artifact(paths.metrics / "test.json")
     verdict = "MET" if met else "MISSED"
-    sign = "<=" if goal.direction == "min" else ">="
-    print(f"validate: test {goal.metric} {value:.4f} (goal {sign} {goal.threshold}, margin {report['margin']:+.4f}): "
-          f"goal {verdict}; 95% interval [{low:.4f}, {high:.4f}] on {len(y_test)} rows ({sure})")
+    print(f"validate: test {goal.metric} {value:.4f} (goal {objective.comparison} {goal.threshold}, margin "
+          f"{report['margin']:+.4f}): goal {verdict}; 95% interval [{low:.4f}, {high:.4f}] on {len(test)} rows ({sure})")
     for weak in report["analysis"]["weakest_slices"][:3]:
         print(f"validate: weak slice {weak['column']}={weak['value']} ({weak['rows']} rows): "
               f"{weak['metric']} {weak['score']:.4f}")
     if not met and goal.fail_on_miss:
         tracker.close_pipeline("goal missed")
-        raise GoalMissed(
-            f"validate: goal missed: test {goal.metric} {value:.4f} is not {sign} {goal.threshold} "
-            f"(goal.fail_on_miss is true)"
-        )
+        raise GoalMissed(f"validate: goal missed: test {goal.metric} {value:.4f} is not {objective.comparison} "
+                         f"{goal.threshold} (goal.fail_on_miss is true)")
     return report
 
 
-def _write_error_analysis(schema, y_test: np.ndarray, raw: np.ndarray, out) -> None:
+def _write_error_analysis(schema: Schema, y_test: np.ndarray, raw: np.ndarray, out) -> None:
     """Per-row predictions, and a confusion matrix (CSV for DVC, PNG) or a residual plot."""
-    if schema.task == "regression":
-        pred = raw.reshape(-1)
+    task = schema.task
+    predictions = task.predictions_frame(raw, schema.classes)
+    if task.single_label:
+        names = np.asarray(schema.classes)
+        labels = task.labels(raw)
+        frame = pd.DataFrame({"actual": names[y_test], "predicted": predictions["prediction"],
+                              "confidence": predictions.filter(like="prob_").max(axis=1)})
+        frame.to_csv(out / "predictions.csv", index=False)
+        frame[["actual", "predicted"]].to_csv(out / "confusion.csv", index=False)
+        matrix = confusion_matrix(y_test, labels, labels=np.arange(len(names)))
+        confusion_png(matrix, list(names), out / "confusion.png", "test confusion matrix")
+    elif task.predicts_value:
+        pred = predictions["prediction"].to_numpy()
         pd.DataFrame({"actual": y_test, "predicted": pred, "residual": pred - y_test}).to_csv(
             out / "predictions.csv", index=False)
         residuals_png(y_test, pred, out / "residuals.png", "test: predicted vs true")
-        return
-    if schema.task == "multilabel":
-        labels = metrics.to_labels(schema.task, raw)
-        frame = pd.DataFrame(labels, columns=[f"pred_{c}" for c in schema.classes])
+    else:
+        frame = pd.DataFrame(task.labels(raw), columns=[f"pred_{c}" for c in schema.classes])
         frame[[f"true_{c}" for c in schema.classes]] = y_test.astype(int)
         frame.to_csv(out / "predictions.csv", index=False)
-        return
-    labels = metrics.to_labels(schema.task, raw)
-    names = np.array(schema.classes)
-    if schema.task == "binary":
-        confidence = np.where(labels == 1, raw.reshape(-1), 1.0 - raw.reshape(-1))
-    else:
-        confidence = raw.max(axis=1)
-    frame = pd.DataFrame({"actual": names[y_test], "predicted": names[labels], "confidence": confidence})
-    frame.to_csv(out / "predictions.csv", index=False)
-    frame[["actual", "predicted"]].to_csv(out / "confusion.csv", index=False)
-    matrix = confusion_matrix(y_test, labels, labels=np.arange(len(names)))
-    confusion_png(matrix, list(names), out / "confusion.png", "test confusion matrix")
 
 
-def _analyse(cfg: PipelineConfig, schema, y_test: np.ndarray, raw: np.ndarray, raw_test, out) -> dict:
+def _analyse(cfg: PipelineConfig, schema: Schema, test: Rows, raw: np.ndarray, out) -> dict:
     """Worst examples, calibration, confused pairs and weakest slices; pictures and CSVs into `out`."""
-    task, goal = schema.task, cfg.goal
-    scores = analysis.example_scores(task, y_test, raw)
+    task, y_test = schema.task, test.y
+    scores = task.example_scores(y_test, raw)
     worst = scores.sort_values("error", ascending=False, kind="stable").head(WORST_EXAMPLES)
-    table = raw_test if isinstance(raw_test, pd.DataFrame) else None
+    table = test.raw if isinstance(test.raw, pd.DataFrame) else None
     result: dict = {}
     rows = worst.copy()
     rows.insert(0, "test_row", worst.index)
-    if task in ("binary", "multiclass"):
+    if task.single_label:
         names = np.asarray(schema.classes)
         rows.insert(1, "true", names[y_test[worst.index]])
         rows["predicted"] = names[worst["predicted_id"]]
@@ -124,25 +121,25 @@ def _analyse(cfg: PipelineConfig, schema, y_test: np.ndarray, raw: np.ndarray, r
         normalised = confusion_matrix(y_test, labels, labels=np.arange(len(names)), normalize="true")
         confusion_png(normalised.round(2), list(names), out / "confusion_normalised.png",
                       "test confusion matrix (share of each true class)")
-    elif task == "regression":
+    elif task.predicts_value:
         rows.insert(1, "true", y_test[worst.index])
     if schema.input_kind == "image":
         shown = worst.index[:10]
-        if isinstance(raw_test, ImageFiles):
-            rows["file"] = [raw_test.files[i] for i in worst.index]
-            images = raw_test.read(shown)
+        if isinstance(test.raw, ImageFiles):
+            rows["file"] = [test.raw.files[i] for i in worst.index]
+            images = test.raw.read(shown)
         else:
-            images = np.asarray(raw_test)[shown]
+            images = np.asarray(test.raw)[shown]
         gallery_png(images, [_caption(rows, i) for i in shown], out / "worst_examples.png",
                     "worst test examples: true -> predicted")
     elif table is not None:
         rows = pd.concat([rows.reset_index(drop=True), table.iloc[worst.index].reset_index(drop=True)], axis=1)
     elif schema.input_kind == "tabular" and schema.features:
         # arrays of a table: add the feature values, the row a user can look up
-        values = np.asarray(raw_test)[worst.index]
+        values = np.asarray(test.raw)[worst.index]
         rows = pd.concat([rows.reset_index(drop=True), pd.DataFrame(values, columns=schema.features)], axis=1)
     rows.to_csv(out / "worst_examples.csv", index=False)
-    slices = analysis.slice_metrics(task, goal.metric, y_test, np.asarray(raw), schema.classes, table)
+    slices = analysis.slice_metrics(task, cfg.goal.metric, y_test, np.asarray(raw), schema.classes, table)
     slices.to_csv(out / "slices.csv", index=False)
     result["weakest_slices"] = slices.head(5).to_dict(orient="records")
     return result
@@ -154,9 +151,3 @@ def _caption(rows: pd.DataFrame, i: int) -> str:
     if "predicted" in rows:
         return f"{rows.loc[i, 'true']:.3g} -> {rows.loc[i, 'predicted']:.3g}"
     return f"test row {i}"
-
-
-if __name__ == "__main__":
-    from pipeline.cli import run_stage
-
-    run_stage("validate")

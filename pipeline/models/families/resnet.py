@@ -4,9 +4,20 @@ Each stage after the first starts with a stride-2 block that halves the image an
 filters (a 1x1 stride-2 projection on the skip path); a global pooling closes the body.
 """
 
-import keras
+from typing import Literal
 
-from pipeline.models.blocks import check_image_depth, conv_bn_act, image_depth_limit, regularizer
+from pipeline.config.space import Choice, FamilySpace, IntRange, choice, int_range
+from pipeline.lazy import keras
+from pipeline.models.blocks import check_image_depth, conv_bn_act, dropout, image_depth_limit, regularizer
+from pipeline.models.registry import Family, register
+
+
+class ResNetSpace(FamilySpace):
+    stages: IntRange = int_range(2, 1, 3)
+    blocks_per_stage: Choice[int] = choice(1, [1, 2])
+    filters: Choice[int] = choice(32, [16, 32, 64])
+    kernel_size: Choice[int] = choice(3, [3])
+    pooling: Choice[Literal["max", "avg"]] = choice("avg", ["avg", "max"])  # global pooling at the end
 
 
 def max_depth(input_shape: list[int]) -> int | None:
@@ -26,7 +37,7 @@ def residual_block(x, filters: int, hp: dict, strides: int, name: str):
     return keras.layers.Activation(hp["activation"], name=f"{name}_out")(y)
 
 
-def build_body(x, hp: dict):
+def build(x, hp: dict):
     check_image_depth(x, "resnet", hp["stages"], "stages", max_depth(list(x.shape[1:])))
     x = conv_bn_act(x, hp["filters"], hp["kernel_size"], hp, name="stem")
     for stage in range(hp["stages"]):
@@ -34,7 +45,11 @@ def build_body(x, hp: dict):
             strides = 2 if stage > 0 and block == 0 else 1
             x = residual_block(x, hp["filters"] * 2**stage, hp, strides, name=f"stage{stage}_block{block}")
     pool = keras.layers.GlobalAveragePooling2D if hp["pooling"] == "avg" else keras.layers.GlobalMaxPooling2D
-    x = pool(name="global_pool")(x)
-    if hp["dropout"] > 0:
-        x = keras.layers.Dropout(hp["dropout"], name="dropout")(x)
-    return x
+    return dropout(pool(name="global_pool")(x), hp, "dropout")
+
+
+FAMILY = register(Family(
+    name="resnet", summary="stages of residual blocks (projection skips on stride-2 stages), global pooling",
+    reads=("image",), space=ResNetSpace, depth="stages", widths=("filters",), build=build,
+    searched_for=("image",), max_depth=max_depth,
+))

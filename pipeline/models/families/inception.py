@@ -4,9 +4,18 @@ The 1x1 convolutions before the 3x3/5x5 branches reduce the channels to half the
 2x2 pooling between modules halves the image; a global average pooling closes the body.
 """
 
-import keras
+from typing import Literal
 
-from pipeline.models.blocks import check_image_depth, conv_bn_act, image_depth_limit
+from pipeline.config.space import Choice, FamilySpace, IntRange, choice, int_range
+from pipeline.lazy import keras
+from pipeline.models.blocks import check_image_depth, conv_bn_act, dropout, image_depth_limit
+from pipeline.models.registry import Family, register
+
+
+class InceptionSpace(FamilySpace):
+    blocks: IntRange = int_range(2, 1, 3)
+    filters: Choice[int] = choice(16, [8, 16, 32])  # per branch; the 1x1 reductions use half
+    pooling: Choice[Literal["max", "avg"]] = choice("max", ["max", "avg"])
 
 
 def max_depth(input_shape: list[int]) -> int | None:
@@ -24,7 +33,7 @@ def inception_module(x, filters: int, hp: dict, name: str):
     return keras.layers.Concatenate(name=f"{name}_concat")([b1, b3, b5, bp])
 
 
-def build_body(x, hp: dict):
+def build(x, hp: dict):
     check_image_depth(x, "inception", hp["blocks"], "modules", max_depth(list(x.shape[1:])))
     pool_layer = keras.layers.MaxPooling2D if hp["pooling"] == "max" else keras.layers.AveragePooling2D
     for b in range(hp["blocks"]):
@@ -32,6 +41,11 @@ def build_body(x, hp: dict):
             x = pool_layer(2, name=f"module{b}_downsample")(x)
         x = inception_module(x, hp["filters"] * 2**b, hp, name=f"module{b}")
     x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
-    if hp["dropout"] > 0:
-        x = keras.layers.Dropout(hp["dropout"], name="dropout")(x)
-    return x
+    return dropout(x, hp, "dropout")
+
+
+FAMILY = register(Family(
+    name="inception", summary="modules of 1x1, 1x1->3x3, 1x1->5x5 and pool->1x1 branches, 2x2 pooling between",
+    reads=("image",), space=InceptionSpace, depth="blocks", widths=("filters",), build=build,
+    searched_for=("image",), max_depth=max_depth,
+))

@@ -1,0 +1,145 @@
+"""Search-space primitives: a value the redesign search may vary, with the initial design's default.
+
+    IntRange    {default, min, max}           a plain integer fixes it
+    FloatRange  {default, min, max, log}      a plain number fixes it
+    Choice      {default, choices}            a plain value fixes it; a list gives the choices
+
+The families (pipeline/models/families/) and the config sections declare their hyperparameters
+with the field helpers :func:`choice`, :func:`int_range` and :func:`float_range`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys are refused, assignments validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IntRange(Strict):
+    """An integer the search may vary in [min, max]; `default` is the initial design's value.
+
+    A plain number fixes it (min = max = default). A default outside the range is moved to the
+    nearest end, so narrowing a range from the command line moves the initial design with it.
+    """
+
+    default: int | None = None
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed(cls, value):
+        return {"default": value, "min": value, "max": value} if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        object.__setattr__(self, "default", self.clamp(self.min if self.default is None else self.default))
+        return self
+
+    def clamp(self, value: int) -> int:
+        """`value` moved into [min, max]."""
+        return min(max(int(value), self.min), self.max)
+
+
+class FloatRange(Strict):
+    """A float the search may vary in [min, max] (log scale when `log`); a plain number fixes it."""
+
+    default: float | None = None
+    min: float
+    max: float
+    log: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed(cls, value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return {"default": value, "min": value, "max": value}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        if self.log and self.min <= 0:
+            raise ValueError("a log-scale range needs min > 0")
+        object.__setattr__(self, "default", self.clamp(self.min if self.default is None else self.default))
+        return self
+
+    def clamp(self, value: float) -> float:
+        return min(max(float(value), self.min), self.max)
+
+    def scaled(self, factor: float, ceiling: float | None = None) -> FloatRange:
+        """The range (and default) multiplied by `factor`, the top capped at `ceiling`."""
+        high = self.max * factor if ceiling is None else min(self.max * factor, ceiling)
+        low = min(self.min * factor, high)
+        return self.model_copy(update={"min": low, "max": high,
+                                       "default": min(max(self.default * factor, low), high)})
+
+
+T = TypeVar("T")
+
+
+class Choice(Strict, Generic[T]):
+    """One of `choices` for the search; `default` is the initial design's (a plain value fixes it).
+
+    A default missing from the choices falls back to the first choice.
+    """
+
+    default: T | None = None
+    choices: list[T] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed(cls, value):
+        if isinstance(value, list):
+            return {"choices": value}
+        return value if isinstance(value, (dict, BaseModel)) else {"default": value, "choices": [value]}
+
+    @model_validator(mode="after")
+    def _default_in_choices(self) -> Choice:
+        if self.default not in self.choices:
+            object.__setattr__(self, "default", self.choices[0])
+        return self
+
+
+def choice(default: Any, choices: list, description: str = "") -> Any:
+    """A field holding a :class:`Choice` with this default and these choices."""
+    return Field(default_factory=lambda: {"default": default, "choices": list(choices)}, validate_default=True,
+                 description=description)
+
+
+def int_range(default: int, low: int, high: int, description: str = "") -> Any:
+    return Field(default_factory=lambda: {"default": default, "min": low, "max": high}, validate_default=True,
+                 description=description)
+
+
+def float_range(default: float, low: float, high: float, log: bool = False, description: str = "") -> Any:
+    return Field(default_factory=lambda: {"default": default, "min": low, "max": high, "log": log},
+                 validate_default=True, description=description)
+
+
+class FamilySpace(Strict):
+    """A model family's own hyperparameters (each an IntRange, FloatRange or Choice)."""
+
+
+def defaults(space: BaseModel) -> dict:
+    """Each range's or choice's default: the values of the initial design."""
+    return {name: getattr(space, name).default for name in type(space).model_fields}
+
+
+def describe_value(spec) -> str:
+    """A range or choice as one short phrase, for docs: `2 (1-3)`, `relu (relu, gelu)`."""
+    if isinstance(spec, Choice):
+        options = ", ".join(str(c) for c in spec.choices)
+        return f"{spec.default}" if len(spec.choices) == 1 else f"{spec.default} ({options})"
+    if spec.min == spec.max:
+        return f"{spec.default:g}"
+    return f"{spec.default:g} ({spec.min:g}-{spec.max:g}{', log' if getattr(spec, 'log', False) else ''})"

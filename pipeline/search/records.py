@@ -1,0 +1,115 @@
+"""What the redesign loop records: one row per subset trial, and one entry per round (what was
+searched, confirmed on all data, averaged, diagnosed and changed). Written by the loop, read by
+the redesign stage (history.md) and the report, always through these records."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    kind: str  # overfitting | underfitting | divergence | stalled
+    evidence: str
+
+
+@dataclass
+class TrialRecord:
+    """One subset trial, as KerasTuner finished it."""
+
+    trial_id: str
+    status: str
+    score: float | None
+    seconds: float | None  # None: finished by an earlier run of a resumed search
+    hyperparameters: dict
+    message: str = ""
+    curves: dict = field(default_factory=dict)
+    resumed: bool = False
+
+    @property
+    def values(self) -> dict:
+        """The design's hyperparameter values, without KerasTuner's own `tuner/...` entries."""
+        return {k: v for k, v in self.hyperparameters.items() if not k.startswith("tuner/")}
+
+    def row(self, round_no: int, fraction: float) -> dict:
+        """The trial as a row of trials.csv."""
+        return {"round": round_no, "data_fraction": round(fraction, 4), "trial": self.trial_id,
+                "status": self.status, "score": self.score, "seconds": self.seconds, "resumed": self.resumed,
+                "message": self.message, **self.hyperparameters}
+
+
+@dataclass(frozen=True)
+class FullRun:
+    """A design trained on the whole training split."""
+
+    hyperparameters: dict
+    validation: float
+    validation_loss: float
+    epochs: int
+
+
+@dataclass
+class RoundRecord:
+    """One round of the redesign loop."""
+
+    round: int
+    data_fraction: float
+    trials: int
+    failed: int
+    round_stop: str
+    space: dict
+    trial_epochs: int
+    full_epochs: int
+    full_runs: list[FullRun] = field(default_factory=list)
+    best_validation: float | None = None
+    ensemble_validation: float | None = None
+    ensemble_validation_loss: float | None = None
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RoundRecord:
+        data = dict(data)
+        data["full_runs"] = [FullRun(**run) for run in data.get("full_runs", [])]
+        data["diagnoses"] = [Diagnosis(**d) for d in data.get("diagnoses", [])]
+        return cls(**data)
+
+
+def save_history(records: list[RoundRecord], path: Path) -> None:
+    Path(path).write_text(json.dumps([r.to_dict() for r in records], indent=2, default=float) + "\n")
+
+
+def load_history(path: Path) -> list[RoundRecord]:
+    return [RoundRecord.from_dict(entry) for entry in json.loads(Path(path).read_text())]
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def history_markdown(records: list[RoundRecord], metric: str, stop_reason: str) -> str:
+    """The redesign history for people: per round, what was searched, found, diagnosed, changed."""
+    lines = ["# Redesign history", "", f"Stopped: {stop_reason}.", ""]
+    for entry in records:
+        lines += [
+            f"## Round {entry.round}",
+            "",
+            f"- searched on {entry.data_fraction:.0%} of the training data: {entry.trials} trials "
+            f"({entry.failed} failed), {entry.trial_epochs} epochs at most each; round ended: {entry.round_stop}",
+            f"- trained on all the training data: {len(entry.full_runs)} design(s); best validation "
+            f"{metric}: {_shown(entry.best_validation)}",
+        ]
+        if entry.ensemble_validation is not None:
+            lines.append(f"- ensemble of the best designs so far: validation {metric} {entry.ensemble_validation:.4f}")
+        lines += [f"- diagnosis: **{d.kind}**: {d.evidence}" for d in entry.diagnoses]
+        if not entry.diagnoses:
+            lines.append("- diagnosis: none (healthy curves)")
+        lines += [f"- next round: {change}" for change in entry.changes]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,382 @@
+"""The four tasks, each one object: what the model outputs (head, loss, native Keras metrics), how
+its outputs become labels, probabilities, scores and a predictions table, and how targets are
+encoded. Every other module asks the task (``task_named(schema.task)``) instead of comparing
+task names. Importing this module is cheap; Keras is loaded only when a head is built.
+
+Raw outputs are what the Keras model returns: a probability per row (binary, shape (n,) or
+(n, 1)), per class (multiclass, (n, classes)) or per label (multilabel, (n, labels)), or a
+value (regression).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from pipeline.errors import DataError
+from pipeline.lazy import keras
+from pipeline.objective import Objective
+
+
+class Task:
+    """What one kind of prediction needs from the model and gives back."""
+
+    name: ClassVar[str]
+    goal_metrics: ClassVar[tuple[str, ...]]  # allowed as goal.metric, in the order shown to users
+    output_kind: ClassVar[str]  # classes | multilabel | value
+    single_label: ClassVar[bool] = False  # one class per row: stratified splits, confusion matrices
+    predicts_value: ClassVar[bool] = False  # a number per row: residuals instead of classes
+    multi_target: ClassVar[bool] = False  # several 0/1 target columns instead of one
+    loss: ClassVar[str]
+    compiled_metric: ClassVar[str] = "accuracy"  # what Keras logs when it lacks the goal metric
+    native_metrics: ClassVar[dict[str, str]] = {}  # goal metric -> Keras metric class that computes it
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    # -- the model's output ------------------------------------------------------------------
+    def n_outputs(self, n_classes: int) -> int:
+        return n_classes
+
+    def head(self, x, n_classes: int, preprocessing: dict):
+        raise NotImplementedError
+
+    def native_metric(self, metric: str):
+        """A Keras metric computing `metric` during fit (named `goal`), or None."""
+        name = self.native_metrics.get(metric)
+        return getattr(keras.metrics, name)(name="goal") if name else None
+
+    # -- reading the model's outputs ---------------------------------------------------------
+    def labels(self, raw: np.ndarray) -> np.ndarray:
+        """Class decisions (class ids; 0/1 per label for multilabel)."""
+        raise ValueError(f"no labels for task {self.name!r}")
+
+    def score(self, metric: str, y_true: np.ndarray, raw: np.ndarray) -> float:
+        """One metric; NaN/inf outputs (a diverged model) give the metric's worst value."""
+        raw = np.asarray(raw, dtype="float64")
+        if not np.all(np.isfinite(raw)):
+            return Objective(metric).worst
+        if metric not in self.goal_metrics:
+            raise ValueError(f"metric {metric!r} is not defined for task {self.name!r}")
+        return float(self._score(metric, np.asarray(y_true), raw))
+
+    def _score(self, metric: str, y_true: np.ndarray, raw: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def validation_loss(self, y_true: np.ndarray, raw: np.ndarray) -> float:
+        """The loss on held-out rows (log loss, or mean squared error): breaks ties in the goal metric."""
+        raise NotImplementedError
+
+    def report(self, y_true: np.ndarray, raw: np.ndarray, classes: list[str]) -> dict:
+        """The task's standard metrics on held-out data, per class where there are classes."""
+        raise NotImplementedError
+
+    def example_scores(self, y_true: np.ndarray, raw: np.ndarray) -> pd.DataFrame:
+        """Per row: prediction, confidence and `error` (higher: worse), to rank the worst examples."""
+        raise NotImplementedError
+
+    def predictions_frame(self, raw: np.ndarray, classes: list[str]) -> pd.DataFrame:
+        """Readable predictions: `prediction` (class, labels or value) and a probability per class."""
+        raise NotImplementedError
+
+    # -- targets -----------------------------------------------------------------------------
+    def encode_targets(self, frame: pd.DataFrame, targets: list[str], where: str,
+                       known_classes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+        """(model targets, class names) from target column(s); `known_classes` from the main source."""
+        for column in targets:
+            if frame[column].isna().any():
+                row = int(np.flatnonzero(frame[column].isna().to_numpy())[0])
+                raise DataError(f"{where}: target column '{column}' has a missing value at row {row}")
+        return self._encode(frame, targets, where, known_classes)
+
+    def _encode(self, frame, targets, where, known_classes):
+        raise NotImplementedError
+
+    def target_statistics(self, y_train: np.ndarray) -> dict:
+        """What the head needs from the training targets (regression: their mean and spread)."""
+        return {}
+
+    def dtype(self) -> str:
+        return "int64"
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+class _SingleLabel(Task):
+    """Binary and multiclass: one class per row."""
+
+    single_label = True
+    goal_metrics = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+
+    def probabilities(self, raw: np.ndarray) -> np.ndarray:
+        """(n, classes) probabilities."""
+        raise NotImplementedError
+
+    def _score(self, metric, y_true, raw):
+        if metric == "auc":
+            try:
+                return self._auc(y_true, raw)
+            except ValueError:  # a class absent from a small split: AUC is undefined
+                return float("nan")
+        labels = self.labels(raw)
+        if metric == "accuracy":
+            return skm.accuracy_score(y_true, labels)
+        if metric == "balanced_accuracy":
+            return skm.balanced_accuracy_score(y_true, labels)
+        return skm.f1_score(y_true, labels, average="macro", zero_division=0)
+
+    def report(self, y_true, raw, classes):
+        raw = np.asarray(raw, dtype="float64")
+        labels = self.labels(raw)
+        result = {
+            "accuracy": self.score("accuracy", y_true, raw),
+            "macro_f1": float(skm.f1_score(y_true, labels, average="macro", zero_division=0)),
+            "weighted_f1": float(skm.f1_score(y_true, labels, average="weighted", zero_division=0)),
+            "roc_auc": self.score("auc", y_true, raw),
+            "log_loss": self.validation_loss(y_true, raw),
+            "balanced_accuracy": self.score("balanced_accuracy", y_true, raw),
+        }
+        precision, recall, f1, support = skm.precision_recall_fscore_support(
+            y_true, labels, labels=list(range(len(classes))), zero_division=0)
+        result["per_class"] = {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                               for name, p, r, f, s in zip(classes, precision, recall, f1, support)}
+        return result
+
+    def example_scores(self, y_true, raw):
+        probs = self.probabilities(np.asarray(raw, dtype="float64"))
+        p_true = probs[np.arange(len(y_true)), y_true]
+        return pd.DataFrame({"predicted_id": self.labels(raw), "confidence": probs.max(axis=1), "p_true": p_true,
+                             "error": 1.0 - p_true})
+
+    def predictions_frame(self, raw, classes):
+        probs = self.probabilities(np.asarray(raw))
+        frame = pd.DataFrame(probs, columns=[f"prob_{c}" for c in classes])
+        frame.insert(0, "prediction", np.asarray(classes)[self.labels(raw)])
+        return frame
+
+    def _encode(self, frame, targets, where, known_classes):
+        labels = frame[targets[0]]
+        if known_classes is not None:
+            index = {c: i for i, c in enumerate(known_classes)}
+            text = labels.astype(str)
+            unknown = ~text.isin(list(index))
+            if unknown.any():
+                row = int(np.flatnonzero(unknown.to_numpy())[0])
+                raise DataError(f"{where}: target '{targets[0]}' holds {labels.iloc[row]!r} at row {row}, a class "
+                                f"the main data does not have ({', '.join(known_classes)})")
+            return text.map(index).to_numpy(dtype="int64"), list(known_classes)
+        classes = sorted(labels.unique(), key=lambda v: (str(type(v)), v))
+        self._check_classes(classes, targets[0], where)
+        index = {c: i for i, c in enumerate(classes)}
+        return labels.map(index).to_numpy(dtype="int64"), [str(c) for c in classes]
+
+    def _check_classes(self, classes: list, target: str, where: str) -> None:
+        if len(classes) < 2:
+            raise DataError(f"{where}: target '{target}' has a single class; nothing to learn")
+
+
+class BinaryTask(_SingleLabel):
+    name = "binary"
+    output_kind = "classes"
+    loss = "binary_crossentropy"
+    native_metrics = {"accuracy": "BinaryAccuracy"}
+
+    def n_outputs(self, n_classes):
+        return 1
+
+    def head(self, x, n_classes, preprocessing):
+        return keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+
+    def labels(self, raw):
+        return (np.asarray(raw).reshape(-1) >= 0.5).astype("int64")
+
+    def probabilities(self, raw):
+        positive = np.asarray(raw, dtype="float64").reshape(-1)
+        return np.stack([1 - positive, positive], axis=1)
+
+    def _auc(self, y_true, raw):
+        return skm.roc_auc_score(y_true, raw.reshape(-1))
+
+    def validation_loss(self, y_true, raw):
+        raw = np.asarray(raw, dtype="float64")
+        if not np.all(np.isfinite(raw)):
+            return float("inf")
+        return _log_loss(np.asarray(y_true).reshape(-1), raw.reshape(-1))
+
+    def _check_classes(self, classes, target, where):
+        if len(classes) != 2:
+            raise DataError(f"{where}: goal.task is binary but target '{target}' has {len(classes)} classes")
+
+
+class MulticlassTask(_SingleLabel):
+    name = "multiclass"
+    output_kind = "classes"
+    loss = "sparse_categorical_crossentropy"
+    native_metrics = {"accuracy": "SparseCategoricalAccuracy"}
+
+    def head(self, x, n_classes, preprocessing):
+        return keras.layers.Dense(n_classes, activation="softmax", name="output")(x)
+
+    def labels(self, raw):
+        return np.asarray(raw).argmax(axis=-1)
+
+    def probabilities(self, raw):
+        return np.asarray(raw, dtype="float64")
+
+    def _auc(self, y_true, raw):
+        probs = raw / raw.sum(axis=1, keepdims=True)
+        return skm.roc_auc_score(y_true, probs, multi_class="ovr", labels=np.arange(raw.shape[1]))
+
+    def validation_loss(self, y_true, raw):
+        raw = np.asarray(raw, dtype="float64")
+        if not np.all(np.isfinite(raw)):
+            return float("inf")
+        clipped = np.clip(raw, 1e-7, 1 - 1e-7)
+        return float(skm.log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True),
+                                  labels=list(range(raw.shape[1]))))
+
+
+class MultilabelTask(Task):
+    name = "multilabel"
+    multi_target = True
+    goal_metrics = ("accuracy", "macro_f1", "auc")
+    output_kind = "multilabel"
+    loss = "binary_crossentropy"
+
+    def head(self, x, n_classes, preprocessing):
+        return keras.layers.Dense(n_classes, activation="sigmoid", name="output")(x)
+
+    def labels(self, raw):
+        return (np.asarray(raw) >= 0.5).astype("int64")
+
+    def _score(self, metric, y_true, raw):
+        if metric == "auc":
+            try:
+                return skm.roc_auc_score(y_true, raw, average="macro")
+            except ValueError:
+                return float("nan")
+        labels = self.labels(raw)
+        if metric == "accuracy":  # every label of a row right
+            return skm.accuracy_score(y_true, labels)
+        return skm.f1_score(y_true, labels, average="macro", zero_division=0)
+
+    def validation_loss(self, y_true, raw):
+        raw = np.asarray(raw, dtype="float64")
+        if not np.all(np.isfinite(raw)):
+            return float("inf")
+        return _log_loss(np.asarray(y_true).reshape(raw.shape[0], -1), raw.reshape(raw.shape[0], -1))
+
+    def report(self, y_true, raw, classes):
+        raw = np.asarray(raw, dtype="float64")
+        labels = self.labels(raw)
+        result = {
+            "accuracy": self.score("accuracy", y_true, raw),
+            "macro_f1": float(skm.f1_score(y_true, labels, average="macro", zero_division=0)),
+            "weighted_f1": float(skm.f1_score(y_true, labels, average="weighted", zero_division=0)),
+            "roc_auc": self.score("auc", y_true, raw),
+            "log_loss": self.validation_loss(y_true, raw),
+        }
+        precision, recall, f1, support = skm.precision_recall_fscore_support(y_true, labels, zero_division=0)
+        result["per_class"] = {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                               for name, p, r, f, s in zip(classes, precision, recall, f1, support)}
+        return result
+
+    def example_scores(self, y_true, raw):
+        raw = np.asarray(raw, dtype="float64")
+        wrong = self.labels(raw) != y_true
+        return pd.DataFrame({"labels_wrong": wrong.sum(axis=1), "error": np.abs(raw - y_true).mean(axis=1)})
+
+    def predictions_frame(self, raw, classes):
+        raw = np.asarray(raw)
+        frame = pd.DataFrame(raw, columns=[f"prob_{c}" for c in classes])
+        frame.insert(0, "prediction", [";".join(c for c, on in zip(classes, row) if on) for row in self.labels(raw)])
+        return frame
+
+    def _encode(self, frame, targets, where, known_classes):
+        block = frame[targets]
+        if not block.isin([0, 1]).all().all():
+            raise DataError(f"{where}: multilabel targets {targets} must hold only 0 and 1")
+        return block.to_numpy(dtype="float32"), list(targets)
+
+    def dtype(self) -> str:
+        return "float32"
+
+
+class RegressionTask(Task):
+    name = "regression"
+    predicts_value = True
+    goal_metrics = ("rmse", "mae", "r2")
+    output_kind = "value"
+    loss = "mean_squared_error"
+    compiled_metric = "mae"
+    native_metrics = {"rmse": "RootMeanSquaredError", "mae": "MeanAbsoluteError", "r2": "R2Score"}
+
+    def n_outputs(self, n_classes):
+        return 1
+
+    def head(self, x, n_classes, preprocessing):
+        value = keras.layers.Dense(1, name="value_scaled")(x)
+        # The Dense layer works in standardised units; Rescaling maps back to the target's units.
+        return keras.layers.Rescaling(preprocessing["target_std"], offset=preprocessing["target_mean"],
+                                      name="value")(value)
+
+    def _score(self, metric, y_true, raw):
+        pred = raw.reshape(-1)
+        if metric == "rmse":
+            return np.sqrt(skm.mean_squared_error(y_true, pred))
+        if metric == "mae":
+            return skm.mean_absolute_error(y_true, pred)
+        return skm.r2_score(y_true, pred)
+
+    def validation_loss(self, y_true, raw):
+        raw = np.asarray(raw, dtype="float64")
+        if not np.all(np.isfinite(raw)):
+            return float("inf")
+        return float(skm.mean_squared_error(y_true, raw.reshape(-1)))
+
+    def report(self, y_true, raw, classes):
+        raw = np.asarray(raw, dtype="float64")
+        residual = raw.reshape(-1) - np.asarray(y_true, dtype="float64")
+        return {
+            **{metric: self.score(metric, y_true, raw) for metric in self.goal_metrics},
+            "residuals": {"mean": float(residual.mean()), "std": float(residual.std()),
+                          "median": float(np.median(residual)), "p05": float(np.percentile(residual, 5)),
+                          "p95": float(np.percentile(residual, 95)), "max_abs": float(np.abs(residual).max())},
+        }
+
+    def example_scores(self, y_true, raw):
+        predicted = np.asarray(raw, dtype="float64").reshape(-1)
+        return pd.DataFrame({"predicted": predicted, "error": np.abs(predicted - y_true)})
+
+    def predictions_frame(self, raw, classes):
+        return pd.DataFrame({"prediction": np.asarray(raw).reshape(-1)})
+
+    def _encode(self, frame, targets, where, known_classes):
+        values = pd.to_numeric(frame[targets[0]], errors="coerce")
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise DataError(f"{where}: regression target '{targets[0]}' is not numeric at row {row}")
+        return values.to_numpy(dtype="float32"), []
+
+    def target_statistics(self, y_train):
+        return {"target_mean": float(np.mean(y_train)), "target_std": float(np.std(y_train) or 1.0)}
+
+    def dtype(self) -> str:
+        return "float32"
+
+
+TASKS: dict[str, Task] = {task.name: task for task in (BinaryTask(), MulticlassTask(), MultilabelTask(),
+                                                       RegressionTask())}
+
+
+def task_named(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}") from None
