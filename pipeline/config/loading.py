@@ -89,10 +89,10 @@ def _leaves(tree: dict, prefix: str = ""):
             yield f"{prefix}{key}", value
 
 
-def validate_config(raw: dict, notes_to=sys.stderr) -> PipelineConfig:
+def validate_config(raw: dict, warn: bool = True) -> PipelineConfig:
     """Validate a composed config dict, raising ConfigError that lists every problem.
 
-    Deprecated keys still work; a note saying what to write instead goes to `notes_to`.
+    Deprecated keys still work; with `warn`, a note saying what to write instead goes to stderr.
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of sections, got {type(raw).__name__}")
@@ -106,8 +106,8 @@ def validate_config(raw: dict, notes_to=sys.stderr) -> PipelineConfig:
     except ValidationError as exc:
         lines = [_describe(e) for e in exc.errors()]
         raise ConfigError("invalid config:\n  " + "\n  ".join(dict.fromkeys(lines))) from None
-    for note in notes if notes_to is not None else ():
-        print(f"warning: {note}", file=notes_to)
+    for note in notes if warn else ():
+        print(f"warning: {note}", file=sys.stderr)
     return cfg
 
 
