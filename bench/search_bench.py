@@ -51,7 +51,7 @@ def setup(overrides: list[str]):
     ds = load_dataset(cfg.data, cfg.task)
     idx = split_indices(ds.y, cfg.split_kind)
     splits = Splits(**{n: Rows(ds.x[i], ds.y[i]) for n, i in idx.items()})
-    design = initial_design(cfg)
+    design = initial_design(cfg, ds.schema.body_kind, len(splits.train))
     design.preprocessing = preprocessing_stats(splits.train.x, splits.train.y, ds.schema)
     return cfg, ds.schema, splits, design
 
@@ -60,9 +60,9 @@ def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
     """Like the train + redesign stages: train the initial design, then search if it misses."""
     with stage_run(cfg, "redesign") as tracker:
         started = time.perf_counter()
-        model, curves = fit_design(design, schema, splits, cfg.train, cfg.goal, verbose=0)
-        value, loss = score_and_loss(model, cfg.goal, splits.validation)
-        trained = Candidate(0, design, value, curves, model, loss)
+        fitted = fit_design(design, schema, splits, cfg.train, cfg.goal, verbose=0)
+        value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)
+        trained = Candidate(0, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch)
         print(f"  trained initial design ({design.family}): validation {value:.4f} "
               f"in {time.perf_counter() - started:.1f} s")
         loop = RedesignLoop(cfg, schema, splits, design, scratch / "rounds",
@@ -88,7 +88,7 @@ def overhead(cfg, schema, splits, design, scratch: Path) -> None:
     cfg = validate_config({**cfg.model_dump(mode="json"),
                            "search": {**cfg.search.model_dump(mode="json"), "tuner": "random", "stop_on_goal": False}})
     defaults = design.values()
-    space = DesignSpace.from_config(cfg)
+    space = DesignSpace.from_config(cfg, schema.body_kind, len(splits.train))
 
     def hypermodel():
         return DesignHyperModel(cfg, schema, design.preprocessing, space, defaults, OVERHEAD_EPOCHS, len(splits.train))

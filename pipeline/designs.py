@@ -108,11 +108,27 @@ class DesignSpace:
     augment: Choice | None = None  # None: no augmentation for this input kind
 
     @classmethod
-    def from_config(cls, cfg: PipelineConfig) -> DesignSpace:
-        families = tuple(cfg.search_families)
-        return cls(families, cfg.model.common, cfg.train.space(),
+    def from_config(cls, cfg: PipelineConfig, body_kind: str | None = None, train_rows: int = 0) -> DesignSpace:
+        """The space of the config's searched families, for what the body reads (see Schema.body_kind);
+        an `auto` batch size is searched within a factor 2 of its pick for `train_rows` rows."""
+        body_kind = body_kind or cfg.body_kinds()[0]
+        families = tuple(cfg.search_families_for(body_kind))
+        for name in families:
+            check_reads(name, body_kind)
+        common = cfg.model.common
+        if body_kind != "tabular":  # only table numbers are encoded: nothing to search elsewhere
+            encoding = common.numeric_encoding
+            common = common.model_copy(update={"numeric_encoding": encoding.model_copy(
+                update={"choices": [encoding.default]})})
+        training = cfg.train.space()
+        if training.batch_size.default == "auto" and train_rows:
+            pick = training.batch_size.for_rows(train_rows)
+            near = [b for b in training.batch_size.choices if pick / 2 <= b <= pick * 2]
+            training = training.model_copy(update={"batch_size": training.batch_size.model_copy(
+                update={"choices": near, "default": pick})})
+        return cls(families, common, training,
                    {f: cfg.model.family_space(f) for f in families},
-                   cfg.augment.enabled if cfg.augment.available_for(cfg.data.input_kind) else None)
+                   cfg.augment.enabled if cfg.augment.available_for(body_kind) else None)
 
     def replace(self, **changes) -> DesignSpace:
         return dataclasses.replace(self, **changes)
@@ -124,13 +140,29 @@ class DesignSpace:
                 **{f: s.model_dump(mode="json") for f, s in self.per_family.items()}}
 
 
-def initial_design(cfg: PipelineConfig) -> Design:
-    """The design the config declares: every default of the initial family, shared and training choices."""
-    return Design(cfg.family, cfg.initial_values(), cfg.augment.settings(cfg.train.seed))
+def check_reads(family_name: str, body_kind: str) -> None:
+    """Refuse a family the user named that cannot read what the body gets (e.g. text as an n-gram bag)."""
+    from pipeline.errors import DesignError
+    from pipeline.models.registry import family
+
+    if body_kind not in family(family_name).reads:
+        hint = " (the text is read as an n-gram bag; -S data.text.representation=sequence reads word ids)" \
+            if body_kind == "ngrams" else ""
+        raise DesignError(f"{family_name} cannot read {body_kind} input{hint}")
 
 
-def preprocessing_stats(x_train, y_train: np.ndarray, schema: Schema) -> dict:
-    """Statistics the model's preprocessing layers need, from the training split only."""
+def initial_design(cfg: PipelineConfig, body_kind: str | None = None, train_rows: int = 0) -> Design:
+    """The design the config declares: every default of the initial family, shared and training
+    choices; an `auto` batch size is chosen for `train_rows` training rows."""
+    body_kind = body_kind or cfg.body_kinds()[0]
+    name = cfg.initial_family(body_kind)
+    check_reads(name, body_kind)
+    values = {**cfg.initial_values(body_kind), "batch_size": cfg.train.batch_size.for_rows(train_rows)}
+    return Design(name, values, cfg.augment.settings(cfg.train.seed))
+
+
+def preprocessing_stats(x_train, y_train: np.ndarray, schema: Schema, target_transform: str = "auto") -> dict:
+    """Statistics the model's preprocessing layers and head need, from the training split only."""
     stats: dict = {}
     if isinstance(x_train, dict):  # a table with categorical/text columns: only the numeric block is scaled
         x_train = x_train.get("numeric")
@@ -141,5 +173,23 @@ def preprocessing_stats(x_train, y_train: np.ndarray, schema: Schema) -> dict:
         stats["mean"] = x_train.mean(axis=axes).astype(float).tolist()
         # A constant feature would divide by zero; give it unit variance.
         stats["variance"] = np.where(variance > 0, variance, 1.0).astype(float).tolist()
-    stats.update(schema.task.target_statistics(y_train))
+        if schema.input_kind == "tabular":
+            stats["bins"] = quantile_edges(x_train)
+    stats.update(schema.task.target_statistics(y_train, target_transform))
     return stats
+
+
+QUANTILE_BINS = 16
+
+
+def quantile_edges(x_train: np.ndarray, bins: int = QUANTILE_BINS) -> list[list[float]]:
+    """Per numeric column, `bins` + 1 bin edges at quantiles of the training values; a column with
+    fewer distinct quantiles (few values) gets evenly spaced edges between its least and greatest."""
+    edges = []
+    for column in np.asarray(x_train, dtype="float64").T:
+        quantiles = np.unique(np.quantile(column, np.linspace(0, 1, bins + 1)))
+        if len(quantiles) < bins + 1:
+            low, high = column.min(), column.max()
+            quantiles = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+        edges.append(quantiles.tolist())
+    return edges

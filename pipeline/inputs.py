@@ -34,6 +34,17 @@ def take(x, indices):
     return x[indices]
 
 
+def concat(first, second):
+    """The rows of `first`, then those of `second` (of the same kind)."""
+    if isinstance(first, ImageFiles):
+        return ImageFiles(first.files + second.files, first.settings)
+    if isinstance(first, dict):
+        return {name: np.concatenate([values, second[name]]) for name, values in first.items()}
+    if isinstance(first, pd.DataFrame):
+        return pd.concat([first, second], ignore_index=True)
+    return np.concatenate([first, second])
+
+
 def head(x, count: int):
     return take(x, np.arange(min(count, n_rows(x))))
 
@@ -69,6 +80,7 @@ def describe(x, schema) -> list:
         return [ModelInput("features", x.settings.shape, "float32", kind="image",
                            holds="pixels 0..255 after decoding, colour conversion and resize/pad (pipeline.images)")]
     by_input = {c.input: c for c in schema.columns}
+    by_input.update({f"{c.input}_{part}": c for c in schema.columns if c.bag for part in ("ids", "weights")})
     numeric = [c.name for c in schema.columns_of("numeric")]
     parts = x if isinstance(x, dict) else {"features": x}
     described = []
@@ -77,8 +89,13 @@ def describe(x, schema) -> list:
         column = by_input.get(name) or (schema.columns[0] if schema.input_kind == "text" else None)
         if column is not None:
             words = len(column.vocabulary)
-            ids = f"0: padding, 1: unknown word, 2..{words + 1}: vocabulary" if column.kind == "text" \
-                else f"0: unknown or missing, 1..{words}: vocabulary"
+            if column.bag:
+                ids = f"0: padding, 1..{words}: n-grams of the vocabulary" if name.endswith("_ids") else \
+                    "L2-normalised TF-IDF weight of each n-gram id"
+            elif column.kind == "text":
+                ids = f"0: padding, 1: unknown word, 2..{words + 1}: vocabulary"
+            else:
+                ids = f"0: unknown or missing, 1..{words}: vocabulary"
             described.append(ModelInput(name, shape, dtype, kind=column.kind, column=column.name, ids=ids))
         elif numeric:
             described.append(ModelInput(name, shape, dtype, kind="numeric", columns=numeric))

@@ -39,6 +39,12 @@ class Splits:
     validation: Rows
     test: Rows
 
+    def train_and_validation(self) -> Rows:
+        """The training rows followed by the validation rows: what a chosen design is refitted on."""
+        from pipeline.inputs import concat
+
+        return Rows(concat(self.train.x, self.validation.x), np.concatenate([self.train.y, self.validation.y]))
+
 
 def save_prepared(dataset: Dataset, directory: Path) -> None:
     """Raw features (array, Parquet table or image file list), targets, split keys and the schema."""

@@ -55,11 +55,19 @@ class ColumnSpec:
     kind: str  # numeric | categorical | text | image
     missing: str
     input: str
-    sequence_length: int | None = None  # text
+    sequence_length: int | None = None  # text: word ids (sequence) or n-grams (ngrams) per text
     vocabulary_size: int | None = None  # text
+    representation: str | None = None  # text: ngrams (a TF-IDF bag) | sequence (word ids)
+    ngrams: int | None = None  # text as n-grams: the longest run of words
     fill: float | None = None  # numeric
     vocabulary: list[str] | None = None  # categorical, text
+    idf: list[float] | None = None  # text as n-grams: inverse document frequency of each vocabulary entry
     most_frequent: str | None = None  # categorical
+
+    @property
+    def bag(self) -> bool:
+        """A text column read as a TF-IDF bag of n-grams (two model inputs: ids and weights)."""
+        return self.representation == "ngrams"
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,13 @@ class Schema:
 
     def columns_of(self, kind: str) -> list[ColumnSpec]:
         return [c for c in self.columns if c.kind == kind]
+
+    @property
+    def body_kind(self) -> str:
+        """What the family body reads: the input kind, except a text read as a bag of n-grams."""
+        if self.input_kind == "text" and self.columns and self.columns[0].bag:
+            return "ngrams"
+        return self.input_kind
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}

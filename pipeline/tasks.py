@@ -31,7 +31,7 @@ class Task:
     predicts_value: ClassVar[bool] = False  # a number per row: residuals instead of classes
     multi_target: ClassVar[bool] = False  # several 0/1 target columns instead of one
     loss: ClassVar[str]
-    compiled_metric: ClassVar[str] = "accuracy"  # what Keras logs when it lacks the goal metric
+    compiled_metrics: ClassVar[tuple[str, ...]] = ("accuracy",)  # what Keras logs when it lacks the goal metric
     native_metrics: ClassVar[dict[str, str]] = {}  # goal metric -> Keras metric class that computes it
 
     def __repr__(self) -> str:
@@ -48,6 +48,19 @@ class Task:
         """A Keras metric computing `metric` during fit (named `goal`), or None."""
         name = self.native_metrics.get(metric)
         return getattr(keras.metrics, name)(name="goal") if name else None
+
+    def training_view(self, model):
+        """The network the loss is computed on: the model itself, or (regression) the part that
+        outputs standardised targets, sharing every weight with the exported model."""
+        return model
+
+    def training_targets(self, y: np.ndarray, preprocessing: dict) -> np.ndarray:
+        """Targets as the training view's outputs are (regression: transformed and standardised)."""
+        return y
+
+    def outputs(self, training_outputs: np.ndarray, preprocessing: dict) -> np.ndarray:
+        """The exported model's outputs from the training view's (the inverse of `training_targets`)."""
+        return training_outputs
 
     # -- reading the model's outputs ---------------------------------------------------------
     def labels(self, raw: np.ndarray) -> np.ndarray:
@@ -95,8 +108,12 @@ class Task:
     def _encode(self, frame, targets, where, known_classes):
         raise NotImplementedError
 
-    def target_statistics(self, y_train: np.ndarray) -> dict:
-        """What the head needs from the training targets (regression: their mean and spread)."""
+    def constant_outputs(self, y_train: np.ndarray, rows: int, n_outputs: int) -> np.ndarray:
+        """What a model that ignores its inputs would output: the training prior (or mean) on every row."""
+        raise NotImplementedError
+
+    def target_statistics(self, y_train: np.ndarray, transform: str = "auto") -> dict:
+        """What the head needs from the training targets (regression: transform, mean and spread)."""
         return {}
 
     def dtype(self) -> str:
@@ -203,6 +220,9 @@ class BinaryTask(_SingleLabel):
     def _auc(self, y_true, raw):
         return skm.roc_auc_score(y_true, raw.reshape(-1))
 
+    def constant_outputs(self, y_train, rows, n_outputs):
+        return np.full((rows, 1), float(np.mean(y_train)))
+
     def validation_loss(self, y_true, raw):
         raw = np.asarray(raw, dtype="float64")
         if not np.all(np.isfinite(raw)):
@@ -228,6 +248,10 @@ class MulticlassTask(_SingleLabel):
 
     def probabilities(self, raw):
         return np.asarray(raw, dtype="float64")
+
+    def constant_outputs(self, y_train, rows, n_outputs):
+        prior = np.bincount(np.asarray(y_train, dtype="int64"), minlength=n_outputs) / len(y_train)
+        return np.tile(prior, (rows, 1))
 
     def _auc(self, y_true, raw):
         probs = raw / raw.sum(axis=1, keepdims=True)
@@ -272,6 +296,9 @@ class MultilabelTask(Task):
             return float("inf")
         return _log_loss(np.asarray(y_true).reshape(raw.shape[0], -1), raw.reshape(raw.shape[0], -1))
 
+    def constant_outputs(self, y_train, rows, n_outputs):
+        return np.tile(np.mean(y_train, axis=0), (rows, 1))
+
     def report(self, y_true, raw, classes):
         raw = np.asarray(raw, dtype="float64")
         labels = self.labels(raw)
@@ -314,17 +341,33 @@ class RegressionTask(Task):
     goal_metrics = ("rmse", "mae", "r2")
     output_kind = "value"
     loss = "mean_squared_error"
-    compiled_metric = "mae"
-    native_metrics = {"rmse": "RootMeanSquaredError", "mae": "MeanAbsoluteError", "r2": "R2Score"}
+    compiled_metrics = ()  # the goal metric is measured in the target's units by a callback
+    TRAINING_OUTPUT = "value_scaled"
+    SKEWED = 1.0  # auto: a positive target this skewed is modelled on the log scale
 
     def n_outputs(self, n_classes):
         return 1
 
     def head(self, x, n_classes, preprocessing):
-        value = keras.layers.Dense(1, name="value_scaled")(x)
-        # The Dense layer works in standardised units; Rescaling maps back to the target's units.
-        return keras.layers.Rescaling(preprocessing["target_std"], offset=preprocessing["target_mean"],
-                                      name="value")(value)
+        value = keras.layers.Dense(1, name=self.TRAINING_OUTPUT)(x)
+        # The network learns standardised (log) targets; these layers map back to the target's units.
+        scale, offset = preprocessing["target_std"], preprocessing["target_mean"]
+        if preprocessing.get("target_transform") == "log":
+            logged = keras.layers.Rescaling(scale, offset=offset, name="value_log")(value)
+            return keras.layers.Activation("exponential", name="value")(logged)
+        return keras.layers.Rescaling(scale, offset=offset, name="value")(value)
+
+    def training_view(self, model):
+        return keras.Model(model.inputs, model.get_layer(self.TRAINING_OUTPUT).output, name=f"{model.name}_training")
+
+    def training_targets(self, y, preprocessing):
+        values = np.log(y) if preprocessing.get("target_transform") == "log" else np.asarray(y, dtype="float64")
+        return ((values - preprocessing["target_mean"]) / preprocessing["target_std"]).astype("float32")
+
+    def outputs(self, training_outputs, preprocessing):
+        values = np.asarray(training_outputs, dtype="float64") * preprocessing["target_std"] + \
+            preprocessing["target_mean"]
+        return np.exp(values) if preprocessing.get("target_transform") == "log" else values
 
     def _score(self, metric, y_true, raw):
         pred = raw.reshape(-1)
@@ -350,6 +393,9 @@ class RegressionTask(Task):
                           "p95": float(np.percentile(residual, 95)), "max_abs": float(np.abs(residual).max())},
         }
 
+    def constant_outputs(self, y_train, rows, n_outputs):
+        return np.full((rows, 1), float(np.mean(y_train)))
+
     def example_scores(self, y_true, raw):
         predicted = np.asarray(raw, dtype="float64").reshape(-1)
         return pd.DataFrame({"predicted": predicted, "error": np.abs(predicted - y_true)})
@@ -364,8 +410,19 @@ class RegressionTask(Task):
             raise DataError(f"{where}: regression target '{targets[0]}' is not numeric at row {row}")
         return values.to_numpy(dtype="float32"), []
 
-    def target_statistics(self, y_train):
-        return {"target_mean": float(np.mean(y_train)), "target_std": float(np.std(y_train) or 1.0)}
+    def target_statistics(self, y_train, transform="auto"):
+        y_train = np.asarray(y_train, dtype="float64")
+        if transform == "auto":
+            positive = bool(np.all(y_train > 0))
+            skew = float(np.mean((y_train - y_train.mean()) ** 3) / (y_train.std() ** 3 or 1.0))
+            transform = "log" if positive and skew > self.SKEWED else "none"
+        if transform == "log" and not np.all(y_train > 0):
+            from pipeline.errors import DesignError
+
+            raise DesignError("train.target_transform is log, but some training targets are 0 or negative")
+        values = np.log(y_train) if transform == "log" else y_train
+        return {"target_transform": transform, "target_mean": float(values.mean()),
+                "target_std": float(values.std() or 1.0)}
 
     def dtype(self) -> str:
         return "float32"

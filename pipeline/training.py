@@ -4,6 +4,7 @@ per-epoch log entry, early stopping and time limits."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -28,14 +29,19 @@ class GoalMetric(keras.callbacks.Callback):
     the history CSV see it when this callback is first.
     """
 
-    def __init__(self, goal: GoalConfig, validation: Rows, train: Rows | None = None, on_validation: bool = True):
+    def __init__(self, goal: GoalConfig, validation: Rows, train: Rows | None = None, on_validation: bool = True,
+                 preprocessing: dict | None = None):
         super().__init__()
         self.goal, self.validation, self.on_validation = goal, validation, on_validation
+        self.preprocessing = preprocessing or {}
         self.train = None if train is None else Rows(inputs.head(train.x, TRAIN_SAMPLE_ROWS),
                                                      train.y[:TRAIN_SAMPLE_ROWS])
 
     def _score(self, rows: Rows) -> float:
-        return self.goal.kind.score(self.goal.metric, rows.y, inputs.predict(self.model, rows.x))
+        task = self.goal.kind
+        # The model being fitted may be the training view: its outputs go back to the target's units.
+        raw = task.outputs(inputs.predict(self.model, rows.x), self.preprocessing)
+        return task.score(self.goal.metric, rows.y, raw)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -52,9 +58,11 @@ class Deadline(keras.callbacks.Callback):
     def __init__(self, deadline: float):
         super().__init__()
         self.deadline = deadline
+        self.hit = False  # the run was cut short: its curves say little about the design
 
     def on_epoch_end(self, epoch, logs=None):
         if time.monotonic() >= self.deadline:
+            self.hit = True
             self.model.stop_training = True
 
 
@@ -64,7 +72,8 @@ def monitored(goal: GoalConfig, monitor: str) -> tuple[str, str]:
 
 
 def training_callbacks(goal: GoalConfig, validation: Rows, patience: int, deadline: float | None = None,
-                       train: Rows | None = None, exact_train_metric: bool = False, monitor: str = "loss") -> list:
+                       train: Rows | None = None, exact_train_metric: bool = False, monitor: str = "loss",
+                       preprocessing: dict | None = None) -> list:
     """Goal metric first when Keras lacks it (others read it), then NaN guard, early stopping, deadline.
 
     Keras's own train metric is a running mean over the epoch with dropout active, which reads
@@ -73,9 +82,9 @@ def training_callbacks(goal: GoalConfig, validation: Rows, patience: int, deadli
     saturates (every design 1 error short) long before the model stops improving.
     """
     if goal.kind.native_metrics.get(goal.metric) is None:
-        callbacks = [GoalMetric(goal, validation, train)]
+        callbacks = [GoalMetric(goal, validation, train, preprocessing=preprocessing)]
     elif exact_train_metric and train is not None:
-        callbacks = [GoalMetric(goal, validation, train, on_validation=False)]
+        callbacks = [GoalMetric(goal, validation, train, on_validation=False, preprocessing=preprocessing)]
     else:
         callbacks = []
     key, mode = monitored(goal, monitor)
@@ -126,33 +135,48 @@ def compile_model(model: keras.Model, task: Task, hp: dict, steps_per_epoch: int
         "rmsprop": lambda: keras.optimizers.RMSprop(schedule, clipnorm=clipnorm),
     }[hp["optimizer"]]()
     native = task.native_metric(goal_metric) if goal_metric else None
-    model.compile(optimizer=optimizer, loss=task.loss, metrics=[native] if native else [task.compiled_metric])
+    model.compile(optimizer=optimizer, loss=task.loss, metrics=[native] if native else list(task.compiled_metrics))
+
+
+@dataclass
+class Fitted:
+    """A trained model (the exported form), its per-epoch logs, and how the run ended."""
+
+    model: keras.Model
+    curves: dict
+    restored_epoch: int  # 1-based: the epoch whose weights were kept
+    cut_short: bool  # stopped by the deadline, not by early stopping or the epoch budget
 
 
 def fit_design(design: Design, schema, splits: Splits, train: TrainConfig, goal: GoalConfig, *,
-               epochs: int | None = None, deadline: float | None = None, verbose: int | None = None):
+               epochs: int | None = None, deadline: float | None = None, verbose: int | None = None) -> Fitted:
     """Build, compile and fit `design` on the train split, as the `train` section says.
 
     `epochs` (default `train.epochs`), `deadline` and `verbose` (default `train.verbose`) override
-    the section for search runs. Returns (model, history dict).
+    the section for search runs.
     """
     from pipeline.models.builder import build_model
 
     epochs = epochs or train.epochs
     keras.utils.set_random_seed(train.seed)
     model = build_model(design, schema)
-    hp = design.hyperparameters
-    compile_model(model, schema.task, hp, steps_per_epoch(len(splits.train), hp["batch_size"]), epochs, goal.metric)
+    task, hp, prep = schema.task, design.hyperparameters, design.preprocessing
+    view = task.training_view(model)
+    compile_model(view, task, hp, steps_per_epoch(len(splits.train), hp["batch_size"]), epochs, goal.metric)
     patience = train.early_stopping_patience
+    callbacks = training_callbacks(goal, splits.validation, patience, deadline, train=splits.train,
+                                   exact_train_metric=True, monitor=train.early_stopping_monitor, preprocessing=prep)
     history = inputs.fit(
-        model, splits.train.x, splits.train.y, hp["batch_size"],
-        validation_data=(splits.validation.x, splits.validation.y), epochs=epochs, seed=train.seed,
-        callbacks=training_callbacks(goal, splits.validation, patience, deadline, train=splits.train,
-                                     exact_train_metric=True, monitor=train.early_stopping_monitor)
-        + schedule_callbacks(hp, goal, patience, train.early_stopping_monitor),
+        view, splits.train.x, task.training_targets(splits.train.y, prep), hp["batch_size"],
+        validation_data=(splits.validation.x, task.training_targets(splits.validation.y, prep)), epochs=epochs,
+        seed=train.seed, callbacks=callbacks + schedule_callbacks(hp, goal, patience, train.early_stopping_monitor),
         verbose=train.verbose if verbose is None else verbose,
     )
-    return model, history.history
+    stopping = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+    cut_short = any(isinstance(c, Deadline) and c.hit for c in callbacks)
+    curves = history.history
+    restored = (stopping.best_epoch + 1) if stopping.best_weights is not None else len(curves.get("loss", [])) or 1
+    return Fitted(model, curves, restored, cut_short)
 
 
 def score(model: keras.Model, goal: GoalConfig, rows: Rows) -> float:
@@ -164,3 +188,23 @@ def score_and_loss(model: keras.Model, goal: GoalConfig, rows: Rows) -> tuple[fl
     """(goal metric, loss) of a model on some rows: the loss breaks ties in the goal metric."""
     raw = inputs.predict(model, rows.x)
     return goal.kind.score(goal.metric, rows.y, raw), goal.kind.validation_loss(rows.y, np.asarray(raw))
+
+
+def refit(design: Design, schema, rows: Rows, train: TrainConfig, epochs: int,
+          verbose: int | None = None) -> keras.Model | None:
+    """`design` trained afresh on `rows` (train + validation) for `epochs`, the epoch count its
+    early-stopped run kept; no rows are left to stop on. None if the loss went non-finite."""
+    from pipeline.models.builder import build_model
+
+    keras.utils.set_random_seed(train.seed)
+    model = build_model(design, schema)
+    task, hp = schema.task, design.hyperparameters
+    view = task.training_view(model)
+    # the plateau schedule needs validation rows to watch: a constant rate here
+    settings = {**hp, "lr_schedule": "constant" if hp.get("lr_schedule") == "plateau" else hp.get("lr_schedule")}
+    compile_model(view, task, settings, steps_per_epoch(len(rows), hp["batch_size"]), epochs)
+    history = inputs.fit(view, rows.x, task.training_targets(rows.y, design.preprocessing), hp["batch_size"],
+                         epochs=epochs, seed=train.seed, callbacks=[keras.callbacks.TerminateOnNaN()],
+                         verbose=train.verbose if verbose is None else verbose)
+    losses = history.history.get("loss", [])
+    return model if len(losses) == epochs and np.all(np.isfinite(losses)) else None

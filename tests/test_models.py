@@ -35,7 +35,12 @@ def sequence_schema(steps, features):
 
 
 def standard_stats(schema):
-    return {"mean": [0.0] * schema.input_shape[-1], "variance": [1.0] * schema.input_shape[-1]}
+    from pipeline.designs import quantile_edges
+
+    stats = {"mean": [0.0] * schema.input_shape[-1], "variance": [1.0] * schema.input_shape[-1]}
+    if schema.input_kind == "tabular":
+        stats["bins"] = quantile_edges(np.random.default_rng(0).normal(size=(100, schema.input_shape[-1])))
+    return stats
 
 
 def design_for(family, *overrides, stats=None):
@@ -114,7 +119,7 @@ def test_augmentation_is_inside_the_model_and_only_active_in_training():
 
 def test_regression_head_outputs_target_units():
     cfg = make_config("data=diabetes")
-    stats = {"mean": [0.0] * 4, "variance": [1.0] * 4, "target_mean": 150.0, "target_std": 70.0}
+    stats = {**standard_stats(tabular_schema(4, "regression")), "target_mean": 150.0, "target_std": 70.0}
     model = build_model(dataclasses.replace(initial_design(cfg), preprocessing=stats), tabular_schema(4, "regression"))
     assert model.get_layer("value").scale == 70.0 and model.get_layer("value").offset == 150.0
     out = model.predict(np.zeros((3, 4), "float32"), verbose=0)
@@ -123,7 +128,7 @@ def test_regression_head_outputs_target_units():
 
 def test_binary_head_and_normalization_from_train_stats():
     cfg = make_config("data=breast_cancer")
-    stats = {"mean": [10.0, 20.0], "variance": [4.0, 9.0]}
+    stats = {**standard_stats(tabular_schema(2, "binary")), "mean": [10.0, 20.0], "variance": [4.0, 9.0]}
     model = build_model(dataclasses.replace(initial_design(cfg), preprocessing=stats), tabular_schema(2, "binary"))
     normalized = model.get_layer("standardize")(np.array([[12.0, 26.0]], "float32"))
     assert np.allclose(np.asarray(normalized), [[1.0, 2.0]], atol=1e-5)
@@ -210,3 +215,81 @@ def test_every_family_file_registers_its_space_and_builder():
     for kind in registry.INPUT_KINDS:
         assert registry.initial_for(kind) in registry.reading(kind)
 
+
+
+def test_piecewise_linear_encoding_places_numbers_in_training_quantile_bins(tmp_path):
+    import keras
+
+    from pipeline.designs import quantile_edges
+    from pipeline.models.layers import PiecewiseLinearEncoding
+
+    edges = quantile_edges(np.arange(101, dtype="float64")[:, None], bins=4)  # quartiles 0, 25, 50, 75, 100
+    assert np.allclose(edges, [[0, 25, 50, 75, 100]])
+    layer = PiecewiseLinearEncoding(edges)
+    encoded = np.asarray(layer(np.array([[-25.0], [30.0], [100.0], [150.0]], "float32")))
+    assert np.allclose(encoded, [[-1, 0, 0, 0], [1, 0.2, 0, 0], [1, 1, 1, 1], [1, 1, 1, 3]])  # open at both ends
+    few = quantile_edges(np.array([[0.0], [1.0]] * 20), bins=4)  # a 0/1 column: evenly spaced edges
+    assert np.allclose(few, [[0, 0.25, 0.5, 0.75, 1]])
+    schema = tabular_schema(3, "binary")
+    model = build_model(design_for("mlp", "model.common.numeric_encoding=piecewise", stats=standard_stats(schema)),
+                        schema)
+    assert model.get_layer("numeric_bins").output.shape == (None, 3 * 16)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    x = np.random.rand(4, 3).astype("float32")
+    assert np.allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0), atol=1e-6)
+
+
+def test_ngram_bag_is_a_dense_layer_on_the_tfidf_vector(tmp_path):
+    import keras
+
+    from pipeline.schema import NO_SCALING, ColumnSpec
+
+    spec = ColumnSpec("review", "text", "empty", "text_review", sequence_length=6, representation="ngrams", ngrams=2,
+                      vocabulary=[f"g{i}" for i in range(9)], idf=[1.0] * 9)
+    schema = Schema(source="t", task=task_named("binary"), input_kind="text", input_shape=[6], features=["review"],
+                    scaling=NO_SCALING, classes=["a", "b"], columns=[spec], text_embed_dim=4)
+    assert schema.body_kind == "ngrams" and registry.initial_for("ngrams") == "mlp"
+    model = build_model(design_for("mlp", stats={}), schema)
+    ids = np.array([[3, 1, 0, 0, 0, 0], [9, 2, 5, 0, 0, 0]], "int32")
+    weights = np.array([[0.6, 0.8, 0, 0, 0, 0], [0.5, 0.5, 0.7071, 0, 0, 0]], "float32")
+    bag = keras.Model(model.inputs, model.get_layer("text_review_bag").output)
+    vectors = model.get_layer("text_review_ngrams").get_weights()[0]
+    dense = np.zeros((2, 10), "float32")  # the TF-IDF vectors (column 0: padding)
+    np.put_along_axis(dense, ids, weights, axis=1)
+    dense[:, 0] = 0
+    inputs = {"text_review_ids": ids, "text_review_weights": weights}
+    assert np.allclose(bag.predict(inputs, verbose=0), dense @ vectors, atol=1e-5)
+    model.save(tmp_path / "m.keras")
+    assert np.allclose(keras.saving.load_model(tmp_path / "m.keras", safe_mode=True).predict(inputs, verbose=0),
+                       model.predict(inputs, verbose=0), atol=1e-6)
+
+
+def test_regression_trains_on_standardised_log_targets_and_answers_in_target_units():
+    task = task_named("regression")
+    skewed = np.random.default_rng(0).lognormal(8, 1, 500)  # prices: positive, long right tail
+    stats = task.target_statistics(skewed)
+    assert stats["target_transform"] == "log" and abs(stats["target_mean"] - np.log(skewed).mean()) < 1e-9
+    assert task.target_statistics(np.random.default_rng(0).normal(0, 1, 500))["target_transform"] == "none"
+    targets = task.training_targets(skewed, stats)
+    assert abs(targets.mean()) < 1e-6 and abs(targets.std() - 1) < 1e-4
+    assert np.allclose(task.outputs(targets, stats), skewed, rtol=1e-4)
+    schema = tabular_schema(4, "regression")
+    model = build_model(design_for("mlp", stats={**standard_stats(schema), **stats}), schema)
+    view = task.training_view(model)
+    x = np.random.rand(5, 4).astype("float32")
+    assert np.allclose(model.predict(x, verbose=0).ravel(), task.outputs(view.predict(x, verbose=0), stats).ravel(),
+                       rtol=1e-4)
+    with pytest.raises(DesignError, match="target_transform is log, but some training targets are 0 or negative"):
+        task.target_statistics(np.array([1.0, 0.0, 5.0]), "log")
+
+
+def test_auto_batch_size_gives_about_150_steps_an_epoch():
+    cfg = make_config("data=wine")
+    sizes = cfg.train.batch_size
+    assert sizes.default == "auto" and sizes.for_rows(1000) == 32 and sizes.for_rows(35000) == 256
+    assert sizes.for_rows(15000) == 128 and make_config("train.batch_size=64").train.batch_size.for_rows(35000) == 64
+    from pipeline.designs import DesignSpace
+
+    searched = DesignSpace.from_config(cfg, "tabular", train_rows=35000).training.batch_size
+    assert searched.choices == [128, 256] and searched.default == 256

@@ -188,3 +188,42 @@ def test_the_tuner_uses_only_keras_tuners_public_api():
     for path in (REPO / "pipeline").rglob("*.py"):
         text = path.read_text()
         assert "keras_tuner.src" not in text and "_random_values" not in text, path
+
+
+def test_rank_correlation_of_subset_and_full_data_scores():
+    from pipeline.search.rounds import rank_correlation
+
+    assert rank_correlation([(0.5, 0.7), (0.6, 0.8), (0.7, 0.9)]) == pytest.approx(1.0)
+    assert rank_correlation([(0.5, 0.9), (0.6, 0.8), (0.7, 0.7)]) == pytest.approx(-1.0)
+    assert rank_correlation([(0.5, 0.7), (0.6, 0.8)]) is None  # too few designs to rank
+    assert rank_correlation([(0.5, 0.7), (0.5, 0.8), (0.5, 0.9)]) is None  # no spread in the subset scores
+
+
+def test_rounds_record_the_search_fidelity(wine, tmp_path):
+    outcome = rounds(wine, tmp_path, "goal.threshold=1.0", "search.stop_on_goal=false", "search.rounds=1",
+                     "search.trials_per_round=4", "search.max_trials=4", "search.top_k=3", "search.tuner=random",
+                     "search.ensemble=false")
+    record = outcome.history[0]
+    confirmed = [c for c in outcome.candidates if c.subset_score is not None]
+    assert record.fidelity_designs == len(confirmed) == 3  # no trained starting design given: the top 3 alone
+    scores = sorted(t["score"] for t in outcome.trials if t["status"] == "COMPLETED")[-3:]
+    assert sorted(c.subset_score for c in confirmed) == pytest.approx(scores)
+    assert record.fidelity == outcome.fidelity
+
+
+def test_a_diverged_or_useless_full_data_run_is_failed_and_never_chosen(wine, tmp_path):
+    import math
+
+    from pipeline.search.rounds import Candidate
+
+    schema, splits, design = wine
+    cfg = make_config("data=wine", *TINY, "goal.threshold=1.0")
+    loop = RedesignLoop(cfg, schema, splits, design, tmp_path, log=lambda *_: None)
+    # three classes, the majority about 40%: always predicting it is the floor
+    assert 0.3 < loop.floor < 0.5
+    diverged = Candidate(1, design, 0.9, {"loss": [1.0, math.nan]}, model=None)
+    useless = Candidate(1, design, loop.floor, {"loss": [1.0, 0.9]}, model=None)
+    healthy = Candidate(1, design, 0.9, {"loss": [1.0, 0.5]}, model=None)
+    assert "training diverged: loss not finite at epoch 2" in loop.failure(diverged)
+    assert "no better than always predicting the training prior" in loop.failure(useless)
+    assert loop.failure(healthy) is None

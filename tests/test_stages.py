@@ -91,7 +91,8 @@ def test_regression_pipeline_searches_when_goal_is_missed(diabetes_search_run):
     assert len(trials) == 2 and set(trials["status"]) == {"COMPLETED"} and set(trials["round"]) == {1}
     history = read_json(paths.redesign / "history.json")
     assert len(history) == 1 and history[0]["full_runs"] and "diagnoses" in history[0]
-    assert set(history[0]["full_runs"][0]) == {"hyperparameters", "validation", "validation_loss", "epochs"}
+    assert set(history[0]["full_runs"][0]) == {"hyperparameters", "validation", "validation_loss", "epochs",
+                                               "restored_epoch", "cut_short", "status", "reason"}
     assert "## Round 1" in (paths.redesign / "history.md").read_text()
     assert read_json(paths.metrics / "test.json")["goal_met"] is False
     assert (paths.validate / "residuals.png").exists()
@@ -113,7 +114,7 @@ def test_rerunning_the_redesign_stage_resumes_its_search(tmp_path):
     assert not pd.read_csv(paths.redesign / "trials.csv")["resumed"].any()
 
 
-def test_sequence_npz_runs_the_pipeline_with_rnn_and_transformer(tmp_path):
+def test_sequence_npz_runs_the_pipeline_with_the_sequence_families(tmp_path):
     rng = np.random.default_rng(0)
     steps = np.linspace(0, 2 * np.pi, 16)
     y = rng.integers(0, 2, 200)
@@ -127,7 +128,7 @@ def test_sequence_npz_runs_the_pipeline_with_rnn_and_transformer(tmp_path):
                       "search.stop_on_goal=false")
     paths = Paths(tmp_path / "run")
     results = run_stages(cfg, paths, ALL_STAGES)
-    assert results["design"].family == "rnn" and read_json(paths.prepared / "schema.json")["classes"] == ["slow", "fast"]
+    assert results["design"].family == "tcn" and read_json(paths.prepared / "schema.json")["classes"] == ["slow", "fast"]
     trials = pd.read_csv(paths.redesign / "trials.csv")
     assert set(trials["family"]) <= {"rnn", "tcn", "transformer"} and (trials["status"] == "COMPLETED").all()
     assert read_json(paths.metrics / "test.json")["value"] > 0.7
@@ -202,3 +203,21 @@ def test_chosen_models_learning_curves_are_written(breast_cancer_run):
     _, paths, _ = breast_cancer_run
     curves = pd.read_csv(paths.redesign / "curves.csv")
     assert list(curves["epoch"]) == list(range(1, len(curves) + 1)) and {"loss", "val_loss"} <= set(curves.columns)
+
+
+def test_the_chosen_design_is_refitted_on_train_and_validation(breast_cancer_run):
+    cfg, paths, results = breast_cancer_run
+    summary = results["redesign"]
+    refit = summary["refit"]
+    from pipeline.designs import Design
+
+    chosen = Design.load(paths.redesign / "design.json")
+    assert refit["done"] and refit["rows"] == 369 + 86 and len(refit["epochs"]) == max(1, len(chosen.members))
+    assert all(1 <= epochs <= cfg.train.epochs for epochs in refit["epochs"])
+    exported = keras.saving.load_model(paths.redesign / "model.keras")
+    selected = keras.saving.load_model(paths.redesign / "selected.keras")
+    x = np.load(paths.prepared / "data.npz")["x"][:20]
+    assert not np.allclose(exported.predict(x, verbose=0), selected.predict(x, verbose=0))
+    assert "Refitted" in (paths.reports / "index.html").read_text()
+    train = read_json(paths.metrics / "train.json")
+    assert 1 <= train["restored_epoch"] <= train["epochs_run"] and train["cut_short"] is False

@@ -57,6 +57,13 @@ def test_vocabularies_and_fills_come_from_the_training_rows_only(mixed_run):
     assert set(city["vocabulary"]) == set(train["city"].dropna())
     assert age["fill"] == pytest.approx(train["age"].mean())
     assert read_json(paths.prepared / "schema.json")["columns"][0].get("fill") is None  # prepare fits nothing
+    # the numeric columns' quantile bins (piecewise-linear encoding) come from the training rows too
+    from pipeline.designs import quantile_edges
+
+    splits, _ = load_splits(paths)
+    design = read_json(paths.design / "design.json")
+    assert design["hyperparameters"]["numeric_encoding"] == "piecewise"
+    assert np.allclose(design["preprocessing"]["bins"], quantile_edges(splits.train.x["numeric"]))
 
 
 def test_predict_takes_raw_rows_with_gaps_and_unseen_categories(mixed_run, tmp_path):
@@ -141,10 +148,11 @@ def test_text_classification_end_to_end(tmp_path):
     text_table().to_csv(tmp_path / "reviews.csv", index=False)
     cfg, paths, results = _run(tmp_path, "data=csv", f"data.path={tmp_path / 'reviews.csv'}", "data.target=sentiment",
                                "data.input=text", "goal.task=binary", "data.text.sequence_length=12",
-                               "augment.word_dropout=0.1", "augment.enabled=true")
+                               "data.text.representation=sequence", "augment.word_dropout=0.1", "augment.enabled=true")
     schema = read_json(paths.split / "schema.json")
     column = schema["columns"][0]
     assert schema["input_kind"] == "text" and column["kind"] == "text" and "great" in column["vocabulary"]
+    assert column["representation"] == "sequence" and results["design"].family == "tcn"
     assert "augment_word_dropout" in (paths.design / "layers.md").read_text()
     rows = pd.DataFrame({"review": ["Superb, lovely and great!", "Awful. Dull, dreadful plot."]})
     rows.to_csv(tmp_path / "new.csv", index=False)
@@ -155,7 +163,7 @@ def test_wide_sequence_table_end_to_end(tmp_path):
     sequence_table().to_csv(tmp_path / "series.csv", index=False)
     cfg, paths, results = _run(tmp_path, "data=csv", f"data.path={tmp_path / 'series.csv'}", "data.target=trend",
                                "data.steps=10", "goal.task=binary", "augment.noise=0.1", "augment.enabled=true")
-    assert results["prepare"].input_shape == [10, 1] and results["design"].family == "rnn"
+    assert results["prepare"].input_shape == [10, 1] and results["design"].family == "tcn"
     assert results["validate"]["value"] > 0.8
     assert "augment_noise" in (paths.design / "layers.md").read_text()
 
@@ -267,3 +275,38 @@ def test_fitted_schema_describes_every_model_input(mixed_run):
                                     "columns": ["age", "income"]}
     assert described["categorical_city"]["shape"] == [1] and described["categorical_city"]["dtype"] == "int32"
     assert described["text_note"]["shape"] == [64] and described["text_note"]["column"] == "note"
+
+
+def test_short_texts_are_read_as_tfidf_bags_of_ngrams_fitted_on_training_rows(tmp_path):
+    from pipeline.features import ngram_bags, text_representation
+
+    frame = text_table(rows=240)
+    frame.loc[0, "review"] = "Great, not dull at all! https://t.co/Xy1"
+    frame.to_csv(tmp_path / "reviews.csv", index=False)
+    cfg, paths, results = _run(tmp_path, "data=csv", f"data.path={tmp_path / 'reviews.csv'}", "data.target=sentiment",
+                               "data.input=text", "goal.task=binary")
+    schema = read_json(paths.split / "schema.json")
+    column = schema["columns"][0]
+    assert column["representation"] == "ngrams" and column["ngrams"] == 2  # 240 texts / 8 words << 1500
+    assert results["design"].family == "mlp" and "text_review_bag" in (paths.design / "layers.md").read_text()
+    # the vocabulary and its idf come from the training rows only (n-grams in 2+ training texts)
+    raw = load_prepared(paths).x
+    train = raw.iloc[np.load(paths.split / "indices.npz")["train"]]["review"]
+    from pipeline.features import ngrams_of
+
+    documents = {g for text in train for g in set(ngrams_of(text, 2))}
+    assert set(column["vocabulary"]) <= documents and "not dull" not in column["vocabulary"]
+    assert len(column["idf"]) == len(column["vocabulary"]) and min(column["idf"]) >= 1.0
+    ids, weights = ngram_bags(pd.Series(["great great film", "zzz unseen"]), read_json_spec(column))
+    assert np.allclose(np.linalg.norm(weights, axis=1), [1.0, 0.0]) and (ids[1] == 0).all()
+    new = pd.DataFrame({"review": ["Superb, lovely and great!", "Awful. Dull, dreadful plot.", None]})
+    new.to_csv(tmp_path / "new.csv", index=False)
+    predicted = predict_file(paths.export / "model.keras", tmp_path / "new.csv")
+    assert len(predicted) == 3 and predicted["prob_positive"].between(0, 1).all()
+    assert text_representation(pd.Series(["ab cd ef"] * 10_000), "auto") == "sequence"  # 10,000 texts / 3 words
+
+
+def read_json_spec(column: dict):
+    from pipeline.schema import ColumnSpec
+
+    return ColumnSpec(**column)

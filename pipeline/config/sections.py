@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, create_model, model_validator
 
 from pipeline.config.errors import KeyProblem
-from pipeline.config.space import Choice, FamilySpace, FloatRange, Strict, choice, defaults, float_range
+from pipeline.config.space import BatchSize, Choice, FamilySpace, FloatRange, Strict, choice, defaults, float_range
 from pipeline.config.splits import AutoSplit, SplitConfig, SplitSettings
 from pipeline.models import registry
 from pipeline.objective import Objective, metric_info
@@ -66,11 +66,16 @@ MissingStrategy = Literal["mean", "median", "zero", "most_frequent", "missing_ca
 
 
 class TextConfig(Strict):
-    """Text columns: a vocabulary of the most frequent training-split words, fixed-length id sequences."""
+    """Text columns, fitted on the training split: as a bag of word n-grams weighted by TF-IDF
+    (`ngrams`), or as a sequence of word ids (`sequence`). `auto` follows Google's text
+    classification guide: n-grams when the number of texts / median words per text is below 1500."""
 
-    vocabulary_size: int = Field(5000, ge=3)  # including the padding and unknown ids
-    sequence_length: int = Field(64, ge=1)
-    embed_dim: int = Field(32, ge=2)  # the model's word embedding size
+    representation: Literal["auto", "ngrams", "sequence"] = "auto"
+    ngrams: int = Field(2, ge=1, le=3)  # ngrams: words, and runs of up to this many words
+    vocabulary_size: int = Field(20000, ge=3)  # the most frequent words or n-grams kept
+    # sequence: word ids per text; ngrams: distinct n-grams kept per text (the highest TF-IDF first)
+    sequence_length: int = Field(128, ge=1)
+    embed_dim: int = Field(64, ge=2)  # word embedding size (sequence); the bag's projection width (ngrams)
 
 
 class ImageConfig(Strict):
@@ -180,6 +185,8 @@ class CommonSpace(Strict):
     batchnorm: Choice[bool] = choice(True, [True, False])
     l1: Choice[float] = choice(0.0, [0.0])
     l2: Choice[float] = choice(0.0, [0.0, 1e-4])
+    # table numbers: standardised, plus (piecewise) their place within quantile bins of the training values
+    numeric_encoding: Choice[Literal["piecewise", "standardize"]] = choice("piecewise", ["piecewise", "standardize"])
 
 
 class ModelSettings(Strict):
@@ -214,11 +221,18 @@ class TrainingSpace(Strict):
     learning_rate: FloatRange = float_range(1e-3, 3e-4, 1e-2, log=True)
     # plateau: constant rate divided by 5 after `early_stopping_patience // 2` epochs without progress
     lr_schedule: Choice[Literal["constant", "cosine", "exponential", "plateau"]] = choice("cosine", ["cosine"])
-    batch_size: Choice[int] = choice(32, [32, 64])
+    batch_size: BatchSize = choice("auto", [32, 64, 128, 256])  # auto: about 150 steps an epoch
 
 
 class TrainConfig(TrainingSpace):
     epochs: int = Field(40, ge=1)
+    # the initial design's training stops cleanly (best epoch kept) after this many seconds
+    time_budget_s: float = Field(75.0, gt=0)
+    # regression: model the target standardised, on the log scale when every target is positive
+    # and skewed (auto), or not (none), or always (log)
+    target_transform: Literal["auto", "none", "log"] = "auto"
+    # once chosen, train the design again on train + validation for the epochs its run kept
+    refit: bool = True
     early_stopping_patience: int = Field(8, ge=1)
     # loss: validation loss (keeps improving after a small validation split's accuracy saturates);
     # goal: the goal metric on validation. The best epoch's weights are restored either way.
@@ -251,11 +265,13 @@ class AugmentConfig(Strict):
     noise: float = Field(0.0, ge=0.0, le=1.0)  # Keras's GaussianNoise takes a stddev in [0, 1]
     word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
-    def available_for(self, input_kind: str) -> bool:
-        """Whether any augmentation is configured that applies to this input kind."""
-        if input_kind == "image":
+    def available_for(self, body_kind: str) -> bool:
+        """Whether any augmentation is configured that applies to what the body reads."""
+        if body_kind == "image":
             return True
-        return bool(self.word_dropout if input_kind == "text" else self.noise)
+        if body_kind == "ngrams":  # word dropout acts on word ids, not on a bag
+            return False
+        return bool(self.word_dropout if body_kind == "text" else self.noise)
 
     def settings(self, seed: int) -> dict:
         """The transforms' strengths, as the model builder reads them."""
@@ -279,9 +295,9 @@ class SearchConfig(Strict):
     designs on all of it, diagnoses their learning curves and reshapes the next round's space.
     """
 
-    tuner: Literal["hyperband", "random", "bayesian", "grid"] = "hyperband"
-    max_trials: int = Field(30, ge=1)  # over all rounds
-    time_budget_s: float = Field(300.0, gt=0)
+    tuner: Literal["hyperband", "random", "bayesian", "grid"] = "random"
+    max_trials: int = Field(16, ge=1)  # over all rounds
+    time_budget_s: float = Field(150.0, gt=0)  # the search and the refit after it
     stop_on_goal: bool = True
     # Validation must pass the threshold by this much before the loop calls the goal met: a small
     # validation split makes the best of many designs look better than it is. `auto`: for
@@ -289,9 +305,9 @@ class SearchConfig(Strict):
     # validation split (one-sided 95%); 0 for the other metrics.
     goal_margin: float | Literal["auto"] = "auto"
     seed: int = 42
-    rounds: int = Field(3, ge=1)
-    subset_fraction: float = Field(0.25, gt=0.0, le=1.0)
-    trials_per_round: int = Field(10, ge=1)
+    rounds: int = Field(2, ge=1)
+    subset_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    trials_per_round: int = Field(8, ge=1)
     max_epochs: int = Field(20, ge=1)  # per subset trial (hyperband: the most one trial gets)
     hyperband_factor: int = Field(3, ge=2)
     top_k: int = Field(2, ge=1)
@@ -353,7 +369,7 @@ class PipelineConfig(Strict):
         if data.window is not None and not task.predicts_value:
             raise KeyProblem("goal.task", task.name, "forecasting windows predict a value: regression")
         self.split.check(task, data)
-        applicable = registry.reading(data.input_kind)
+        applicable = sorted({f for kind in self.body_kinds() for f in registry.reading(kind)})
         if self.model.family not in ("auto", *applicable):
             raise KeyProblem("model.family", self.model.family,
                              f"allowed for {data.input_kind} input: auto, {', '.join(applicable)}")
@@ -363,27 +379,45 @@ class PipelineConfig(Strict):
                                  f"allowed for {data.input_kind} input: {', '.join(applicable)}")
         return self
 
-    @property
-    def family(self) -> str:
-        """The initial design's family, with `auto` resolved from the input kind."""
+    def body_kinds(self) -> tuple[str, ...]:
+        """What a family body may read for this data: text is read as word ids or as an n-gram bag
+        (`auto`: decided by the data in `prepare`; the schema's `body_kind` says which)."""
+        kind = self.data.input_kind
+        if kind != "text":
+            return (kind,)
+        chosen = self.data.text.representation
+        return ("ngrams", "text") if chosen == "auto" else ("ngrams" if chosen == "ngrams" else "text",)
+
+    def initial_family(self, body_kind: str | None = None) -> str:
+        """The initial design's family, with `auto` resolved for what the body reads."""
         if self.model.family != "auto":
             return self.model.family
-        return registry.initial_for(self.data.input_kind)
+        return registry.initial_for(body_kind or self.body_kinds()[0])
+
+    def search_families_for(self, body_kind: str | None = None) -> list[str]:
+        """The families the redesign search may try (the initial one always among them)."""
+        body_kind = body_kind or self.body_kinds()[0]
+        initial = self.initial_family(body_kind)
+        families = list(self.model.families or registry.searched_for(body_kind))
+        return families if initial in families else [initial, *families]
+
+    @property
+    def family(self) -> str:
+        return self.initial_family()
 
     @property
     def search_families(self) -> list[str]:
-        """The families the redesign search may try (the initial one always among them)."""
-        families = list(self.model.families or registry.searched_for(self.data.input_kind))
-        return families if self.family in families else [self.family, *families]
+        return self.search_families_for()
 
     @property
     def split_kind(self) -> SplitSettings:
         """The split kind that assigns the rows (auto resolved for this task and data)."""
         return self.split.concrete(self.task, windows=self.data.window is not None)
 
-    def initial_values(self) -> dict:
+    def initial_values(self, body_kind: str | None = None) -> dict:
         """The initial design's hyperparameters: every default of its family, shared and training choices."""
+        body_kind = body_kind or self.body_kinds()[0]
         return {**defaults(self.model.common), **defaults(self.train.space()),
-                **defaults(self.model.family_space(self.family)),
-                "augment": bool(self.augment.enabled.default) and self.augment.available_for(self.data.input_kind)}
+                **defaults(self.model.family_space(self.initial_family(body_kind))),
+                "augment": bool(self.augment.enabled.default) and self.augment.available_for(body_kind)}
 

@@ -10,7 +10,8 @@ with the field helpers :func:`choice`, :func:`int_range` and :func:`float_range`
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+import math
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -108,6 +109,27 @@ class Choice(Strict, Generic[T]):
         if self.default not in self.choices:
             object.__setattr__(self, "default", self.choices[0])
         return self
+
+
+class BatchSize(Choice[int]):
+    """The batch size: a choice of sizes whose default may be `auto`, chosen for the training rows
+    (:meth:`for_rows`): about STEPS_PER_EPOCH steps an epoch."""
+
+    STEPS_PER_EPOCH: ClassVar[int] = 150
+    default: int | Literal["auto"] | None = None
+
+    @model_validator(mode="after")
+    def _default_in_choices(self) -> BatchSize:
+        if self.default != "auto" and self.default not in self.choices:
+            object.__setattr__(self, "default", self.choices[0])
+        return self
+
+    def for_rows(self, rows: int) -> int:
+        """The default, or (auto) the choice nearest (log scale) to rows / STEPS_PER_EPOCH."""
+        if self.default != "auto":
+            return self.default
+        target = max(1.0, rows / self.STEPS_PER_EPOCH)
+        return min(self.choices, key=lambda size: (abs(math.log(size / target)), size))
 
 
 def choice(default: Any, choices: list, description: str = "") -> Any:

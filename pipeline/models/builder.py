@@ -43,7 +43,8 @@ def build_model(design: Design, schema: Schema) -> keras.Model:
     if design.family not in FAMILIES:
         raise DesignError(f"unknown family {design.family!r}; known: {', '.join(FAMILIES)}")
     hp = design.hyperparameters
-    inputs, x = input_layers(schema, design.preprocessing, design.augmentation if hp.get("augment") else {})
+    inputs, x = input_layers(schema, design.preprocessing, design.augmentation if hp.get("augment") else {},
+                             hp.get("numeric_encoding", "standardize"))
     x = family(design.family).build(x, hp)
     outputs = schema.task.head(x, len(schema.classes), design.preprocessing)
     return keras.Model(inputs, outputs, name=f"{design.family}_{schema.source}")

@@ -10,12 +10,15 @@ from pipeline.lazy import keras
 from pipeline.schema import Schema
 
 
-def input_layers(schema: Schema, preprocessing: dict, augmentation: dict):
+def input_layers(schema: Schema, preprocessing: dict, augmentation: dict, numeric_encoding: str = "standardize"):
     """(Keras inputs, the tensor the family body reads): scaling, encodings and training-only augmentation.
 
     Arrays (images, sequences, numeric tables) enter as one `features` input; a table with
     categorical or text columns as one input per column group (see pipeline.features).
     """
+    if schema.input_kind == "text" and schema.columns[0].bag:
+        inputs, x = ngram_bag(schema.columns[0], schema.text_embed_dim)
+        return inputs, x
     if schema.input_kind == "text":
         spec = schema.columns[0]
         inputs = keras.Input(shape=(spec.sequence_length,), dtype="int32", name="features")
@@ -26,14 +29,26 @@ def input_layers(schema: Schema, preprocessing: dict, augmentation: dict):
                                      seed=augmentation.get("seed"), name="augment_word_dropout")(x)
         return inputs, x
     if any(c.kind != "numeric" for c in schema.columns):
-        return _table_inputs(schema, preprocessing, augmentation)
+        return _table_inputs(schema, preprocessing, augmentation, numeric_encoding)
     inputs = keras.Input(shape=tuple(schema.input_shape), name="features")
     x = _input_scaling(inputs, schema, preprocessing)
+    if schema.input_kind == "tabular" and numeric_encoding == "piecewise":
+        x = _with_bins(inputs, x, preprocessing)
     if augmentation and schema.input_kind == "image":
         x = image_augmentation(x, augmentation, schema)
     elif augmentation.get("noise"):
         x = keras.layers.GaussianNoise(augmentation["noise"], seed=augmentation.get("seed"), name="augment_noise")(x)
     return inputs, x
+
+
+def ngram_bag(spec, width: int):
+    """({ids, weights} inputs, the bag's projection): a dense layer on the text's TF-IDF vector,
+    computed as the weighted sum of one learned `width`-vector per n-gram present."""
+    ids = keras.Input(shape=(spec.sequence_length,), dtype="int32", name=f"{spec.input}_ids")
+    weights = keras.Input(shape=(spec.sequence_length,), name=f"{spec.input}_weights")
+    vectors = keras.layers.Embedding(len(spec.vocabulary) + 1, width, name=f"{spec.input}_ngrams")(ids)
+    bag = keras.layers.Dot(axes=(1, 1), name=f"{spec.input}_bag")([weights, vectors])
+    return {ids.name: ids, weights.name: weights}, bag
 
 
 def augmentation_preview(schema: Schema, preprocessing: dict, settings: dict):
@@ -51,7 +66,15 @@ def categorical_width(schema: Schema, vocabulary: list) -> int | None:
     return int(min(16, max(2, round(1.6 * categories ** 0.56))))
 
 
-def _table_inputs(schema: Schema, preprocessing: dict, augmentation: dict):
+def _with_bins(raw, standardized, preprocessing: dict):
+    """The standardised numbers beside their piecewise-linear encoding in training-quantile bins."""
+    from pipeline.models.layers import PiecewiseLinearEncoding
+
+    binned = PiecewiseLinearEncoding(preprocessing["bins"], name="numeric_bins")(raw)
+    return keras.layers.Concatenate(name="numeric_encoded")([standardized, binned])
+
+
+def _table_inputs(schema: Schema, preprocessing: dict, augmentation: dict, numeric_encoding: str):
     inputs, parts = {}, []
     numeric = schema.columns_of("numeric")
     if numeric:
@@ -60,6 +83,8 @@ def _table_inputs(schema: Schema, preprocessing: dict, augmentation: dict):
                                        name="standardize")(inputs["numeric"])
         if augmentation.get("noise"):
             x = keras.layers.GaussianNoise(augmentation["noise"], seed=augmentation.get("seed"), name="augment_noise")(x)
+        if numeric_encoding == "piecewise":
+            x = _with_bins(inputs["numeric"], x, preprocessing)
         parts.append(x)
     for spec in schema.columns:
         name = spec.input
@@ -72,6 +97,10 @@ def _table_inputs(schema: Schema, preprocessing: dict, augmentation: dict):
             else:
                 embedded = keras.layers.Embedding(len(spec.vocabulary) + 1, width, name=f"{name}_embedding")(inputs[name])
                 parts.append(keras.layers.Flatten(name=f"{name}_flat")(embedded))
+        elif spec.kind == "text" and spec.bag:
+            bag_inputs, bag = ngram_bag(spec, schema.text_embed_dim)
+            inputs.update(bag_inputs)
+            parts.append(bag)
         elif spec.kind == "text":
             inputs[name] = keras.Input(shape=(spec.sequence_length,), dtype="int32", name=name)
             embedded = keras.layers.Embedding(len(spec.vocabulary) + 2, schema.text_embed_dim, mask_zero=True,

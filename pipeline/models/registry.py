@@ -12,7 +12,9 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-INPUT_KINDS = ("image", "tabular", "sequence", "text")
+# What a family body can read: images, table columns, sequences of steps, texts as word ids, or
+# texts as a bag of n-grams (see pipeline/schema.py Schema.body_kind).
+INPUT_KINDS = ("image", "tabular", "sequence", "text", "ngrams")
 
 
 def no_depth_limit(input_shape: list[int]) -> int | None:

@@ -49,6 +49,10 @@ class FullRun:
     validation: float
     validation_loss: float
     epochs: int
+    restored_epoch: int = 0
+    cut_short: bool = False  # stopped by the time budget
+    status: str = "COMPLETED"  # FAILED: never chosen (see reason)
+    reason: str | None = None
 
 
 @dataclass
@@ -67,6 +71,8 @@ class RoundRecord:
     best_validation: float | None = None
     ensemble_validation: float | None = None
     ensemble_validation_loss: float | None = None
+    fidelity: float | None = None  # rank correlation of subset-trial and full-data scores of the same designs
+    fidelity_designs: int = 0
     diagnoses: list[Diagnosis] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
 
@@ -105,6 +111,11 @@ def history_markdown(records: list[RoundRecord], metric: str, stop_reason: str) 
             f"- trained on all the training data: {len(entry.full_runs)} design(s); best validation "
             f"{metric}: {_shown(entry.best_validation)}",
         ]
+        failed = [r for r in entry.full_runs if r.status == "FAILED"]
+        lines += [f"- full-data run FAILED, never chosen: {r.reason}" for r in failed]
+        if entry.fidelity_designs:
+            lines.append(f"- search fidelity: rank correlation {_shown(entry.fidelity)} between subset-trial and "
+                         f"full-data validation scores of {entry.fidelity_designs} design(s)")
         if entry.ensemble_validation is not None:
             lines.append(f"- ensemble of the best designs so far: validation {metric} {entry.ensemble_validation:.4f}")
         lines += [f"- diagnosis: **{d.kind}**: {d.evidence}" for d in entry.diagnoses]

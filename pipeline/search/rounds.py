@@ -46,6 +46,10 @@ class Candidate:
     curves: dict
     model: keras.Model = field(repr=False)
     loss: float = math.inf  # validation loss: breaks ties in the goal metric
+    restored_epoch: int = 0  # the epoch whose weights were kept (0: not a training run, e.g. an ensemble)
+    cut_short: bool = False  # stopped by the deadline: its curves cannot be diagnosed
+    members: list[Candidate] = field(default_factory=list, repr=False)  # an ensemble's
+    subset_score: float | None = None  # the same design's score in its subset trial (search fidelity)
 
     @property
     def hyperparameters(self) -> dict:
@@ -59,7 +63,17 @@ class SearchOutcome:
     candidates: list[Candidate]
     history: list[RoundRecord]
     seconds: float
+    fidelity: float | None = None  # rank correlation of subset-trial and full-data scores, all rounds
 
+
+def rank_correlation(pairs: list[tuple[float, float]]) -> float | None:
+    """Spearman's rho between subset-trial scores and full-data scores (None: under 3 designs or no spread)."""
+    from scipy.stats import spearmanr
+
+    finite = [(a, b) for a, b in pairs if np.isfinite(a) and np.isfinite(b)]
+    if len(finite) < 3 or len({a for a, _ in finite}) < 2 or len({b for _, b in finite}) < 2:
+        return None
+    return float(spearmanr([a for a, _ in finite], [b for _, b in finite]).statistic)
 
 def values_hash(values: dict) -> str:
     """A short name for a design's hyperparameter values (stable across processes)."""
@@ -71,7 +85,9 @@ def save_candidate(candidate: Candidate, directory: Path) -> None:
     """Persist a full-data run (model last: its presence marks the run complete)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "candidate.json", {"design": candidate.design.to_dict(), "validation": candidate.validation,
-                                              "loss": candidate.loss, "curves": candidate.curves})
+                                              "loss": candidate.loss, "curves": candidate.curves,
+                                              "restored_epoch": candidate.restored_epoch,
+                                              "cut_short": candidate.cut_short})
     candidate.model.save(directory / "model.keras")
 
 
@@ -81,7 +97,8 @@ def load_candidate(directory: Path, round_no: int) -> Candidate | None:
         return None
     saved = read_json(directory / "candidate.json")
     return Candidate(round_no, Design.from_dict(saved["design"]), saved["validation"], saved["curves"],
-                     load_model(directory / "model.keras"), saved.get("loss", math.inf))
+                     load_model(directory / "model.keras"), saved.get("loss", math.inf),
+                     saved.get("restored_epoch", 0), saved.get("cut_short", False))
 
 
 def subsample(rows: Rows, fraction: float, seed: int, stratify: bool) -> Rows:
@@ -108,11 +125,15 @@ class RedesignLoop:
         self.margin = self.objective.stop_margin(self.search.goal_margin, len(splits.validation))
         self.subset = subsample(splits.train, self.search.subset_fraction, self.search.seed, schema.task.single_label)
         self.fraction = len(self.subset) / len(splits.train)
-        self.plan = RoundPlan(DesignSpace.from_config(cfg), self.search.max_epochs, cfg.train.epochs)
+        self.plan = RoundPlan(DesignSpace.from_config(cfg, schema.body_kind, len(splits.train)), self.search.max_epochs,
+                              cfg.train.epochs)
         self.defaults = initial.values()
         self.candidates: list[Candidate] = []
         self.trials: list[dict] = []
         self.history: list[RoundRecord] = []
+        # a design no better on validation than always predicting the training prior has learned nothing
+        constant = schema.task.constant_outputs(splits.train.y, len(splits.validation), schema.n_outputs)
+        self.floor = schema.task.score(cfg.goal.metric, splits.validation.y, constant)
 
     def best(self, candidates: list[Candidate] | None = None) -> Candidate | None:
         """Best on the validation goal metric; among equals, the lowest validation loss; then the earliest."""
@@ -120,12 +141,14 @@ class RedesignLoop:
                                    value=lambda c: c.validation if np.isfinite(c.validation) else math.nan,
                                    loss=lambda c: c.loss)
 
-    def run(self, prior: tuple[Candidate, ...] = ()) -> SearchOutcome:
+    def run(self, prior: tuple[Candidate, ...] = (), reserve_s: float = 0.0) -> SearchOutcome:
         """Run the rounds. `prior`: designs already trained on all the data (the trained initial
-        design, as round 0); they compete with the searched ones and may join an ensemble."""
+        design, as round 0); they compete with the searched ones and may join an ensemble.
+        `reserve_s`: seconds of the budget kept for what follows the search (the refit)."""
         started = time.monotonic()
-        self.deadline = started + self.search.time_budget_s
+        self.deadline = started + max(0.0, self.search.time_budget_s - reserve_s)
         self.candidates = list(prior)
+        self.start = prior[0] if prior else None  # the design the round starts from, trained on all data
         trials_left = self.search.max_trials
         stop_reason = "all rounds done"
         for round_no in range(1, self.search.rounds + 1):
@@ -146,6 +169,7 @@ class RedesignLoop:
                 full_epochs=self.plan.full_epochs)
             self.history.append(record)
             confirmed = self.confirm(round_no, result, hypermodel, record)
+            record.fidelity, record.fidelity_designs = self.fidelity(result, confirmed)
             if self.search.ensemble:
                 self.average(round_no, record)
             best = self.best()
@@ -158,8 +182,19 @@ class RedesignLoop:
                 break
         if stop_reason == "all rounds done" and trials_left <= 0:
             stop_reason = "trial budget spent"
+        pairs = [(c.subset_score, c.validation) for c in self.candidates if c.subset_score is not None]
         return SearchOutcome(stop_reason, self.trials, self.candidates, self.history,
-                             round(time.monotonic() - started, 2))
+                             round(time.monotonic() - started, 2), rank_correlation(pairs))
+
+    def fidelity(self, result: RoundResult, confirmed: list[Candidate]) -> tuple[float | None, int]:
+        """How well the round's subset trials ranked designs: the rank correlation of their scores
+        with the same designs' full-data validation scores (the confirmed ones, and the round's
+        starting design, which the round's first trial tried, when it was trained on all data)."""
+        pairs = [(c.subset_score, c.validation) for c in confirmed]
+        first = result.trials[0] if result.trials else None
+        if self.start is not None and first is not None and first.status == "COMPLETED" and first.score is not None:
+            pairs.append((first.score, self.start.validation))
+        return rank_correlation(pairs), len(pairs)
 
     def search_subset(self, round_no: int, hypermodel: DesignHyperModel, max_trials: int) -> RoundResult:
         """KerasTuner on the subset, from the round's starting design."""
@@ -187,7 +222,7 @@ class RedesignLoop:
         """The round's best designs trained on the whole training split (or reloaded when a resumed
         search had finished them)."""
         confirmed = []
-        for rank, hp in enumerate(result.best):
+        for rank, (hp, subset_score) in enumerate(result.best):
             saved = self.directory / f"round_{round_no}" / f"full_{values_hash(hp.values)}"
             candidate = load_candidate(saved, round_no)
             if candidate is None:
@@ -197,24 +232,42 @@ class RedesignLoop:
                 save_candidate(candidate, saved)
             else:
                 self.log(f"redesign: round {round_no} full-data run #{rank + 1} reloaded from {saved}")
+            candidate.subset_score = subset_score
+            failure = self.failure(candidate)
+            record.full_runs.append(FullRun(candidate.hyperparameters, candidate.validation, candidate.loss,
+                                            len(candidate.curves.get("loss", [])), candidate.restored_epoch,
+                                            candidate.cut_short, "FAILED" if failure else "COMPLETED", failure))
+            self.log(f"redesign: round {round_no} full-data run of its #{rank + 1} design: "
+                     f"validation {self.cfg.goal.metric} {candidate.validation:.4f}"
+                     + (f" [FAILED: {failure}]" if failure else ""))
+            if failure:
+                continue
             confirmed.append(candidate)
             self.candidates.append(candidate)
-            record.full_runs.append(FullRun(candidate.hyperparameters, candidate.validation, candidate.loss,
-                                            len(candidate.curves.get("loss", []))))
-            self.log(f"redesign: round {round_no} full-data run of its #{rank + 1} design: "
-                     f"validation {self.cfg.goal.metric} {candidate.validation:.4f}")
             if self.on_candidate:
                 self.on_candidate(candidate)
         round_best = self.best(confirmed)
         record.best_validation = round_best.validation if round_best else None
         return confirmed
 
+    def failure(self, candidate: Candidate) -> str | None:
+        """Why a full-data run cannot be chosen: its loss went non-finite, or it does no better on
+        validation than always predicting the training prior. None when it can."""
+        diverged = next((i + 1 for i, v in enumerate(candidate.curves.get("loss", [])) if not math.isfinite(v)), None)
+        if diverged is not None or not math.isfinite(candidate.validation):
+            return f"training diverged: loss not finite at epoch {diverged}" if diverged else "outputs not finite"
+        if not self.objective.better_than(candidate.validation, self.floor):
+            return (f"validation {self.cfg.goal.metric} {candidate.validation:.4f} is no better than always "
+                    f"predicting the training prior ({self.floor:.4f})")
+        return None
+
     def train_on_all(self, design: Design, round_no: int) -> Candidate:
         """Train one searched design on the whole training split and score it on validation."""
-        model, curves = fit_design(design, self.schema, self.splits, self.cfg.train, self.cfg.goal,
-                                   epochs=self.plan.full_epochs, deadline=self.deadline, verbose=0)
-        value, loss = score_and_loss(model, self.cfg.goal, self.splits.validation)
-        return Candidate(round_no, design, value, curves, model, loss)
+        fitted = fit_design(design, self.schema, self.splits, self.cfg.train, self.cfg.goal,
+                            epochs=self.plan.full_epochs, deadline=self.deadline, verbose=0)
+        value, loss = score_and_loss(fitted.model, self.cfg.goal, self.splits.validation)
+        return Candidate(round_no, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch,
+                         fitted.cut_short)
 
     def average(self, round_no: int, record: RoundRecord) -> None:
         """The average of the `ensemble_size` best single designs so far, scored on validation."""
@@ -227,7 +280,7 @@ class RedesignLoop:
         value, loss = score_and_loss(model, self.cfg.goal, self.splits.validation)
         # An average has no training run of its own: its curves are those of its best member.
         ensemble = Candidate(round_no, Design.ensemble([m.design for m in members]), value, members[0].curves,
-                             model, loss)
+                             model, loss, members=members)
         self.candidates.append(ensemble)
         record.ensemble_validation, record.ensemble_validation_loss = value, loss
         self.log(f"redesign: round {round_no} ensemble of the {len(members)} best so far: "
@@ -236,8 +289,12 @@ class RedesignLoop:
     def reshape(self, round_no: int, result: RoundResult, confirmed: list[Candidate], record: RoundRecord) -> None:
         """Diagnose the round's best full-data run and change the next round's space."""
         round_best = self.best(confirmed)
-        record.diagnoses = round_diagnoses(round_best.curves if round_best else None,
+        complete = round_best if round_best is not None and not round_best.cut_short else None
+        record.diagnoses = round_diagnoses(complete.curves if complete else None,
                                            [t.status for t in result.trials], self.cfg.goal, self.search.diagnosis)
+        if round_best is not None and complete is None:
+            self.log(f"redesign: round {round_no}: its best full-data run was cut short by the time budget; "
+                     "its curves are not diagnosed")
         self.plan, record.changes = adjust(self.plan, record.diagnoses,
                                            round_best.hyperparameters if round_best else self.defaults)
         for d in record.diagnoses:
@@ -246,4 +303,4 @@ class RedesignLoop:
             self.log(f"redesign: round {round_no + 1} change: {change}")
         best_single = self.best([c for c in self.candidates if not c.design.is_ensemble])
         if best_single is not None:
-            self.defaults = best_single.hyperparameters
+            self.defaults, self.start = best_single.hyperparameters, best_single

@@ -12,6 +12,7 @@ import keras_tuner as kt
 
 from pipeline import inputs
 from pipeline.config import Choice, FloatRange, IntRange, PipelineConfig
+from pipeline.config.space import BatchSize
 from pipeline.designs import Design, DesignSpace, family_key
 from pipeline.models.builder import build_model
 from pipeline.models.registry import family as family_named
@@ -41,7 +42,7 @@ class DesignHyperModel(kt.HyperModel):
         self.epochs, self.n_train, self.clipnorm = epochs, n_train, clipnorm
 
     def _declare(self, hp, name: str, spec, cap: int | None = None):
-        default = self.defaults.get(name, spec.default)
+        default = self.defaults.get(name, spec.for_rows(self.n_train) if isinstance(spec, BatchSize) else spec.default)
         if isinstance(spec, Choice):
             values = list(spec.choices)
             return hp.Choice(name, values, default=default if default in values else spec.default)
@@ -84,16 +85,20 @@ class DesignHyperModel(kt.HyperModel):
                                   self.preprocessing, self.clipnorm)
 
     def build(self, hp):
+        """The design's training view, compiled: what the tuner fits (it shares the exported model's weights)."""
         design = self.design_from(hp)
-        model = build_model(design, self.schema)
+        view = self.schema.task.training_view(build_model(design, self.schema))
         hyper = design.hyperparameters
-        compile_model(model, self.schema.task, hyper, steps_per_epoch(self.n_train, hyper["batch_size"]),
+        compile_model(view, self.schema.task, hyper, steps_per_epoch(self.n_train, hyper["batch_size"]),
                       self.epochs, self.cfg.goal.metric)
-        return model
+        return view
 
-    def fit(self, hp, model, x, y, callbacks=None, **kwargs):
-        train = self.cfg.train
+    def fit(self, hp, model, x, y, callbacks=None, validation_data=None, **kwargs):
+        train, task = self.cfg.train, self.schema.task
         schedule = schedule_callbacks({"lr_schedule": hp.get("lr_schedule")}, self.cfg.goal,
                                       train.early_stopping_patience, train.early_stopping_monitor)
-        return inputs.fit(model, x, y, hp.get("batch_size"), callbacks=[*(callbacks or []), *schedule],
-                          seed=train.seed, **kwargs)
+        if validation_data is not None:
+            validation_data = (validation_data[0], task.training_targets(validation_data[1], self.preprocessing))
+        return inputs.fit(model, x, task.training_targets(y, self.preprocessing), hp.get("batch_size"),
+                          callbacks=[*(callbacks or []), *schedule], seed=train.seed, validation_data=validation_data,
+                          **kwargs)

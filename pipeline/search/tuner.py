@@ -164,7 +164,7 @@ class DesignTuner(kt.Tuner):
 class RoundResult:
     stop_reason: str
     trials: list[TrialRecord]
-    best: list  # KerasTuner HyperParameters of the best completed trials, best first
+    best: list  # (KerasTuner HyperParameters, subset score) of the best completed trials, best first
 
 
 def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train, validation, directory: Path,
@@ -191,10 +191,10 @@ def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train, validati
     tuner = DesignTuner(oracle, hypermodel, on_trial_end=on_trial_end, directory=str(directory),
                         project_name="search", overwrite=False)
     callbacks = training_callbacks(cfg.goal, validation, cfg.train.early_stopping_patience, deadline, train=train,
-                                   monitor=cfg.train.early_stopping_monitor)
+                                   monitor=cfg.train.early_stopping_monitor, preprocessing=hypermodel.preprocessing)
     tuner.search(train.x, train.y, validation_data=(validation.x, validation.y), epochs=hypermodel.epochs,
                  callbacks=callbacks, verbose=0)
     best = [t for t in oracle.get_best_trials(top_k) if t.status == "COMPLETED" and t.score is not None]
     # KerasTuner's own max_trials check may end the loop before our budget is asked.
     reason = budget.reason or budget.stop_reason(oracle) or "search space exhausted"
-    return RoundResult(stop_reason=reason, trials=tuner.all_records(), best=[t.hyperparameters for t in best])
+    return RoundResult(stop_reason=reason, trials=tuner.all_records(), best=[(t.hyperparameters, t.score) for t in best])

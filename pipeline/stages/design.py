@@ -38,10 +38,10 @@ def format_layer_table(rows: list[dict]) -> str:
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun):
     splits, schema = load_splits(paths)
-    design = fit_to_input(initial_design(cfg), schema)
+    design = fit_to_input(initial_design(cfg, schema.body_kind, len(splits.train)), schema)
     if design.note:
         print(f"design: {design.note}")
-    design.preprocessing = preprocessing_stats(splits.train.x, splits.train.y, schema)
+    design.preprocessing = preprocessing_stats(splits.train.x, splits.train.y, schema, cfg.train.target_transform)
     keras.utils.set_random_seed(cfg.train.seed)
     model = build_model(design, schema)
     rows = layer_table(model)

@@ -11,28 +11,21 @@ redesign history (history.json for machines, history.md for people).
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline.config import PipelineConfig
 from pipeline.designs import Design
 from pipeline.files import read_json, write_json
-from pipeline.models.builder import layer_table, load_model
+from pipeline.models.builder import ensemble_of, layer_table, load_model
 from pipeline.paths import Paths
 from pipeline.prepared import load_splits
 from pipeline.search.records import history_markdown, save_history
 from pipeline.search.rounds import Candidate, RedesignLoop
 from pipeline.tracking import StageRun
-from pipeline.training import score_and_loss
-
-
-def _keep_trained(paths: Paths, initial: Design) -> None:
-    """The trained initial design stays the chosen model."""
-    shutil.copy(paths.train / "model.keras", paths.redesign / "model.keras")
-    shutil.copy(paths.train / "history.csv", paths.redesign / "curves.csv")
-    initial.save(paths.redesign / "design.json")
+from pipeline.training import refit, score_and_loss
 
 
 def write_curves(curves: dict, path) -> None:
@@ -51,21 +44,31 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     paths.search_state.mkdir(parents=True, exist_ok=True)  # declared (persisted) even when no search runs
+    splits, schema = load_splits(paths)
     summary = {"metric": cfg.goal.metric, "threshold": cfg.goal.threshold,
                "trained_validation": trained["validation"], "searched": False}
 
-    n_validation = int(np.load(paths.split / "indices.npz")["validation"].size)
-    margin = objective.stop_margin(cfg.search.goal_margin, n_validation)
+    margin = objective.stop_margin(cfg.search.goal_margin, len(splits.validation))
     summary["stop_margin"] = margin
+    trained_run = _trained_run(paths, cfg, initial, trained, splits)
     if objective.met(trained["validation"], margin):
-        _keep_trained(paths, initial)
+        chosen = trained_run
         summary.update(chosen="trained", reason="the trained initial design meets the goal on validation"
-                       + (f" by the margin {margin:.4f}" if margin else ""),
-                       validation=trained["validation"], trials=0)
+                       + (f" by the margin {margin:.4f}" if margin else ""), trials=0)
     else:
-        summary.update(_search_and_choose(cfg, paths, tracker, initial, trained))
+        chosen, facts = _search(cfg, paths, tracker, schema, splits, initial, trained_run, trained)
+        summary.update(facts)
+    summary.update(validation=chosen.validation, validation_loss=chosen.loss, design=chosen.design.family)
 
-    write_json(out / "layers.json", layer_table(load_model(out / "model.keras")))  # for the report
+    chosen.design.save(out / "design.json")
+    write_curves(chosen.curves, out / "curves.csv")
+    model = chosen.model
+    if cfg.train.refit:
+        model, summary["refit"] = _refit(cfg, schema, splits, chosen)
+    if model is not chosen.model:
+        chosen.model.save(out / "selected.keras")  # the model validation chose, before its refit
+    model.save(out / "model.keras")
+    write_json(out / "layers.json", layer_table(model))  # for the report
     summary["goal_met_on_validation"] = objective.met(summary["validation"])
     summary["margin_on_validation"] = objective.margin(summary["validation"])
     write_json(out / "summary.json", summary)
@@ -75,23 +78,34 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     tracker.set_tags({"redesign.chosen": summary["chosen"], "redesign.reason": summary["reason"]})
     for name in ("summary.json", "trials.csv", "history.json", "history.md", "curves.csv"):
         tracker.log_artifact(out / name)
-    print(f"redesign: kept the {summary['chosen']} model ({summary['reason']}); "
-          f"validation {cfg.goal.metric} {summary['validation']:.4f}")
+    refitted = summary.get("refit", {}).get("done")
+    print(f"redesign: kept the {summary['chosen']} model ({summary['reason']}); validation {cfg.goal.metric} "
+          f"{summary['validation']:.4f}" + ("; refitted on train + validation" if refitted else ""))
     return summary
 
 
-def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, initial: Design, trained: dict) -> dict:
-    splits, schema = load_splits(paths)
-    goal = cfg.goal
+def _trained_run(paths: Paths, cfg: PipelineConfig, initial: Design, trained: dict, splits) -> Candidate:
+    """The initial design as the train stage left it, as a candidate like the searched ones."""
     history = pd.read_csv(paths.train / "history.csv")
-    trained_model = load_model(paths.train / "model.keras")
-    _, trained_loss = score_and_loss(trained_model, goal, splits.validation)
-    trained_run = Candidate(0, initial, trained["validation"],
-                            {c: history[c].tolist() for c in history.columns if c != "epoch"}, trained_model,
-                            trained_loss)
+    model = load_model(paths.train / "model.keras")
+    _, loss = score_and_loss(model, cfg.goal, splits.validation)
+    return Candidate(0, initial, trained["validation"], {c: history[c].tolist() for c in history.columns
+                                                          if c != "epoch"}, model, loss,
+                     trained["restored_epoch"], trained["cut_short"])
+
+
+def _search(cfg: PipelineConfig, paths: Paths, tracker: StageRun, schema, splits, initial: Design,
+            trained_run: Candidate, trained: dict) -> tuple[Candidate, dict]:
+    goal = cfg.goal
     loop = RedesignLoop(cfg, schema, splits, initial, search_state(cfg, paths), on_trial=_trial_logger(tracker),
                         on_candidate=_candidate_logger(tracker))
-    outcome = loop.run(prior=(trained_run,))
+    # keep part of the budget for the refit: about what training the initial design took, on more rows
+    reserve = 0.0
+    if cfg.train.refit:
+        rows = len(splits.train) + len(splits.validation)
+        reserve = min(0.4 * cfg.search.time_budget_s, trained["seconds"] * rows / len(splits.train)
+                      * trained["restored_epoch"] / max(1, trained["epochs_run"]))
+    outcome = loop.run(prior=(trained_run,), reserve_s=reserve)
     pd.DataFrame(outcome.trials).to_csv(paths.redesign / "trials.csv", index=False)
     save_history(outcome.history, paths.redesign / "history.json")
     (paths.redesign / "history.md").write_text(history_markdown(outcome.history, goal.metric, outcome.stop_reason))
@@ -100,36 +114,52 @@ def _search_and_choose(cfg: PipelineConfig, paths: Paths, tracker: StageRun, ini
             tracker.log_metrics({"round_best_validation": entry.best_validation}, step=entry.round)
     facts = {"searched": True, "tuner": cfg.search.tuner, "trials": len(outcome.trials),
              "rounds": len(outcome.history), "stop_reason": outcome.stop_reason, "search_seconds": outcome.seconds,
-             "diagnoses": sorted({d.kind for e in outcome.history for d in e.diagnoses})}
+             "fidelity": outcome.fidelity, "diagnoses": sorted({d.kind for e in outcome.history for d in e.diagnoses})}
     print(f"redesign: search stopped ({outcome.stop_reason}) after {len(outcome.history)} round(s), "
-          f"{len(outcome.trials)} trials, {outcome.seconds} s")
-
+          f"{len(outcome.trials)} trials, {outcome.seconds} s; rank correlation of subset and full-data scores: "
+          f"{'-' if outcome.fidelity is None else f'{outcome.fidelity:.2f}'}")
     best = loop.best()
-    if best is trained_run:
-        _keep_trained(paths, initial)
-        return {**facts, "chosen": "trained", "validation": trained["validation"],
-                "reason": f"no searched design or ensemble beat the trained one ({outcome.stop_reason})"}
-
-    best.model.save(paths.redesign / "model.keras")
-    write_curves(best.curves, paths.redesign / "curves.csv")
-    best.design.save(paths.redesign / "design.json")
     ensembles = [c for c in outcome.candidates if c.design.is_ensemble]
     if ensembles:
         facts["ensemble_validation"] = loop.best(ensembles).validation
-    facts["validation_loss"] = {"trained": trained_loss, "chosen": best.loss}
-    return {**facts, "chosen": "ensemble" if best.design.is_ensemble else "search",
-            "reason": f"search found a better design ({outcome.stop_reason}); "
-                      "equal goal metrics are decided by the lower validation loss",
-            "validation": best.validation, "design": best.design.family}
+    if best is trained_run:
+        return best, {**facts, "chosen": "trained",
+                      "reason": f"no searched design or ensemble beat the trained one ({outcome.stop_reason})"}
+    return best, {**facts, "chosen": "ensemble" if best.design.is_ensemble else "search",
+                  "reason": f"search found a better design ({outcome.stop_reason}); "
+                            "equal goal metrics are decided by the lower validation loss"}
+
+
+def _refit(cfg: PipelineConfig, schema, splits, chosen: Candidate):
+    """The chosen design (each member of an ensemble) trained afresh on train + validation for the
+    epochs its run kept. Returns (model, what was done); the selected model if a refit fails."""
+    rows = splits.train_and_validation()
+    runs = chosen.members or [chosen]
+    started = time.monotonic()
+    models = []
+    for run in runs:
+        epochs = max(1, run.restored_epoch or len(run.curves.get("loss", [])))
+        model = refit(run.design, schema, rows, cfg.train, epochs, verbose=0)
+        if model is None:
+            return chosen.model, {"done": False, "reason": f"the loss went non-finite refitting {run.design.family}; "
+                                                            "the selected model is kept"}
+        models.append(model)
+    model = models[0] if len(models) == 1 else ensemble_of(models)
+    return model, {"done": True, "rows": len(rows), "epochs": [max(1, r.restored_epoch) for r in runs],
+                   "seconds": round(time.monotonic() - started, 2),
+                   "note": "trained on train + validation: its validation score is the selected model's, before "
+                           "the refit; the test split judges the refitted model"}
 
 
 def search_state(cfg: PipelineConfig, paths: Paths) -> Path:
     """The search's persistent folder: kept when it holds this very search (resume), else emptied.
 
     The fingerprint covers every setting that shapes the trials and the data they see; the time
-    budget is left out, so a search that ran out of time can go on with a larger one.
+    budget and the goal's threshold are left out (they only decide when to stop), so a search that
+    ran out of time can go on with a larger budget, or against another threshold.
     """
     settings = cfg.model_dump(mode="json", exclude={"tracking": True, "train": {"verbose"},
+                                                    "goal": {"threshold", "fail_on_miss"},
                                                     "search": {"time_budget_s", "resume"}})
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for name in (paths.split / "indices.npz", paths.prepared / "data.npz", paths.design / "design.json"):

@@ -97,14 +97,24 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
     section = Section("redesign", "Redesign history").add(paragraph(
         f"Kept the {summary['chosen']} model: {summary['reason']}. Trained initial design: validation "
         f"{metric} {summary['trained_validation']:.4f}; chosen: {summary['validation']:.4f}."))
+    refit = summary.get("refit") or {}
+    if refit.get("done"):
+        section.add(paragraph(
+            f"Refitted: once chosen, the design was trained again on the training and validation rows "
+            f"({refit['rows']:,} rows) for the epochs its run kept ({', '.join(map(str, refit['epochs']))}), in "
+            f"{refit['seconds']:.0f} s. The exported model is the refitted one; the validation score above is "
+            "the selected model's, before the refit, and the test split judges the refitted model."))
+    elif refit:
+        section.add(paragraph(f"Not refitted: {refit['reason']}.", "note"))
     if summary.get("searched"):
-        section.add(pairs({k: summary[k] for k in ("tuner", "rounds", "trials", "stop_reason", "search_seconds")
-                           if k in summary}))
+        section.add(pairs({k: summary[k] for k in ("tuner", "rounds", "trials", "stop_reason", "search_seconds",
+                                                    "fidelity") if k in summary}))
     history_file = paths.redesign / "history.json"
     if history_file.is_file():
         section.add("<h3>Rounds</h3>", table([
             {"round": h.round, "data share": h.data_fraction, "trials": h.trials, "failed": h.failed,
              f"best validation {metric}": h.best_validation, "ensemble": h.ensemble_validation,
+             "fidelity (rank correlation)": h.fidelity,
              "diagnoses": "; ".join(f"{d.kind}: {d.evidence}" for d in h.diagnoses) or "healthy",
              "next round": "; ".join(h.changes) or "-"}
             for h in load_history(history_file)]))

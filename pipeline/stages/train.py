@@ -18,21 +18,22 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     splits, schema = load_splits(paths)
     design = Design.load(paths.design / "design.json")
     started = time.monotonic()
-    model, history = fit_design(design, schema, splits, cfg.train, cfg.goal)
+    fitted = fit_design(design, schema, splits, cfg.train, cfg.goal, deadline=started + cfg.train.time_budget_s)
+    model = fitted.model
     paths.train.mkdir(parents=True, exist_ok=True)
     model.save(paths.train / "model.keras")
-    frame = pd.DataFrame(history)
+    frame = pd.DataFrame(fitted.curves)
     frame.insert(0, "epoch", range(1, len(frame) + 1))
     frame.to_csv(paths.train / "history.csv", index=False)
 
     val_value = score(model, cfg.goal, splits.validation)
-    best_epoch = cfg.objective.best_index(frame["val_goal"].tolist()) + 1
     result = {
         "metric": cfg.goal.metric,
         "train": score(model, cfg.goal, splits.train),
         "validation": val_value,
         "epochs_run": len(frame),
-        "best_epoch": best_epoch,
+        "restored_epoch": fitted.restored_epoch,  # the weights kept (best monitored value)
+        "cut_short": fitted.cut_short,  # stopped by train.time_budget_s
         "seconds": round(time.monotonic() - started, 2),
         "backend": keras.backend.backend(),
     }
@@ -41,6 +42,6 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
     tracker.log_metrics({f"final_{k}": result[k] for k in ("train", "validation", "seconds")})
     tracker.log_artifact(paths.train / "history.csv")
-    print(f"train: validation {cfg.goal.metric} {val_value:.4f} after {result['epochs_run']} epochs "
-          f"({result['seconds']} s)")
+    print(f"train: validation {cfg.goal.metric} {val_value:.4f} after {result['epochs_run']} epochs, weights of epoch "
+          f"{fitted.restored_epoch} kept ({result['seconds']} s{', cut short by train.time_budget_s' if fitted.cut_short else ''})")
     return result

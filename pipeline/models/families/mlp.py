@@ -9,18 +9,19 @@ from pipeline.models.registry import Family, register
 class MLPSpace(FamilySpace):
     layers: IntRange = int_range(2, 1, 3)
     units: Choice[int] = choice(128, [64, 128, 256])
+    # the inputs also reach the head directly (wide & deep): never worse than a linear model
+    linear_path: Choice[bool] = choice(True, [True, False])
 
 
 def build(x, hp: dict):
-    if len(x.shape) > 2:
-        x = keras.layers.Flatten(name="flatten")(x)
+    inputs = x = keras.layers.Flatten(name="flatten")(x) if len(x.shape) > 2 else x
     for i in range(hp["layers"]):
         x = dense_block(x, max(8, hp["units"] // 2**i), hp, name=f"dense_{i}")
-    return x
+    return keras.layers.Concatenate(name="wide_and_deep")([x, inputs]) if hp["linear_path"] else x
 
 
 FAMILY = register(Family(
-    name="mlp", summary="Dense layers, each half as wide as the one before (any input, flattened)",
-    reads=("image", "tabular", "sequence", "text"), space=MLPSpace, depth="layers", widths=("units",),
-    build=build, searched_for=("tabular", "text"), initial_for=("tabular", "text"),
+    name="mlp", summary="Dense layers, each half as wide as the one before, and a linear path beside them",
+    reads=("image", "tabular", "sequence", "text", "ngrams"), space=MLPSpace, depth="layers", widths=("units",),
+    build=build, searched_for=("tabular", "ngrams"), initial_for=("tabular", "ngrams"),
 ))

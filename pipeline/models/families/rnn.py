@@ -37,5 +37,5 @@ def build(x, hp: dict):
 FAMILY = register(Family(
     name="rnn", summary="LSTM/GRU/simple recurrent layers over the steps, optionally bidirectional",
     reads=("image", "sequence", "text"), space=RNNSpace, depth="layers", widths=("units",), build=build,
-    searched_for=("sequence", "text"), initial_for=("sequence",),
+    searched_for=("sequence", "text"),
 ))

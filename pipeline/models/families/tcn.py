@@ -2,7 +2,7 @@
 
 Blocks of Conv1D ('same' padding), block b dilated `dilation_base` ** b times so the receptive
 field grows with depth; a residual connection around each block after the first; a global
-pooling closes the body.
+pooling closes the body, beside a linear path from the steps themselves.
 """
 
 from typing import Literal
@@ -19,6 +19,8 @@ class TCNSpace(FamilySpace):
     kernel_size: Choice[int] = choice(5, [3, 5, 7])
     dilation_base: Choice[int] = choice(1, [1, 2])  # 1: no dilation; 2: block b looks 2**b steps apart
     pooling: Choice[Literal["max", "avg"]] = choice("avg", ["avg", "max"])  # global pooling at the end
+    # the steps also reach the head directly: a linear model of the whole window (autoregression)
+    linear_path: Choice[bool] = choice(True, [True, False])
 
 
 def conv_block(x, hp: dict, dilation: int, name: str):
@@ -33,15 +35,18 @@ def conv_block(x, hp: dict, dilation: int, name: str):
 
 
 def build(x, hp: dict):
-    x = as_tokens(x, "tcn")
+    steps = x = as_tokens(x, "tcn")
     for b in range(hp["blocks"]):
         x = conv_block(x, hp, hp["dilation_base"] ** b, name=f"tcn{b}")
     pool = keras.layers.GlobalAveragePooling1D if hp["pooling"] == "avg" else keras.layers.GlobalMaxPooling1D
-    return pool(name="global_pool")(x)
+    x = pool(name="global_pool")(x)
+    if hp["linear_path"]:
+        x = keras.layers.Concatenate(name="wide_and_deep")([x, keras.layers.Flatten(name="steps_flat")(steps)])
+    return x
 
 
 FAMILY = register(Family(
     name="tcn", summary="Conv1D blocks over the steps (dilation growing per block, residual), global pooling",
     reads=("image", "sequence", "text"), space=TCNSpace, depth="blocks", widths=("filters",), build=build,
-    searched_for=("sequence",),
+    searched_for=("sequence", "text"), initial_for=("sequence", "text"),
 ))
