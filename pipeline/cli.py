@@ -7,10 +7,11 @@ With overrides (`data=wine train.epochs=5`), conf/ is composed into params.yaml 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
-from pipeline.config import ConfigError, compose_params, load_config, write_params
+from pipeline.config import ConfigError, compose_params, load_config, validate_config, write_params
 from pipeline.errors import DataError, DesignError
 from pipeline.paths import Paths
 from pipeline.stages import STAGES
@@ -27,9 +28,14 @@ def execute_stage(name: str, overrides: list[str] | tuple = (), root: str | Path
     from pipeline.tracking import stage_run
 
     paths = Paths(Path(root))
-    if overrides:
-        write_params(compose_params(list(overrides), paths.root / "conf"), paths.params)
+    if overrides:  # validated before params.yaml is written: a typo never lands in the file
+        params = compose_params(list(overrides), paths.root / "conf")
+        validate_config(params)
+        write_params(params, paths.params)
     cfg = load_config(paths.params)
+    if "DVC_STAGE" not in os.environ and (paths.root / "dvc.yaml").is_file():
+        print(f"note: {name} runs outside DVC: its outputs are not in DVC's cache, and a later `dvc exp run` "
+              f"replaces them; `dvc repro -s {name}` runs it tracked", file=sys.stderr)
     module = importlib.import_module(f"pipeline.stages.{name}")
     with stage_run(cfg, name) as tracker:
         return module.run(cfg, paths, tracker)
@@ -46,8 +52,9 @@ def main(argv: list[str]) -> int:
 
             return predict_main(rest)
         if command == "compose":
-            write_params(compose_params(rest), "params.yaml")
-            load_config("params.yaml")
+            params = compose_params(rest)
+            validate_config(params)
+            write_params(params, "params.yaml")
             print("compose: params.yaml written and valid")
             return 0
         if command == "docs":
@@ -62,4 +69,11 @@ def main(argv: list[str]) -> int:
     except (ConfigError, DataError, DesignError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001  (one line for the user; PIPELINE_DEBUG=1 shows the traceback)
+        if os.environ.get("PIPELINE_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"error: {command}: {type(exc).__name__}: {first} (PIPELINE_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
 

@@ -9,6 +9,7 @@ source, 1: validation source, 2: test source) drive the split.
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,13 +112,7 @@ NPZ_LAYOUTS = {"tabular": "(n, features)", "sequence": "(n, steps, features)", "
 def _load_npz(source: Source, path: Path, like: Schema | None = None) -> Dataset:
     """Arrays `x` and `y` (and optional `classes` naming integer labels 0..k-1) from a .npz file."""
     cfg, task = source.data, source.task
-    if not path.is_file():
-        raise DataError(f"data.path: file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            content = {name: arrays[name] for name in arrays.files}
-    except (ValueError, OSError) as exc:
-        raise DataError(f"data.path: cannot read {path} as .npz: {exc}") from None
+    content = read_arrays(path, "data.path")
     missing = [name for name in ("x", "y") if name not in content]
     if missing:
         raise DataError(f"{path}: array(s) {missing} not found; it holds {sorted(content)}")
@@ -157,6 +152,23 @@ def _load_npz(source: Source, path: Path, like: Schema | None = None) -> Dataset
     return Dataset(x.astype("float32"), encoded, schema)
 
 
+def read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:
+    """The arrays of a .npy or .npz file; Python objects (pickles) are never loaded."""
+    if not path.is_file():
+        raise DataError(f"{where}: file not found: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {"x": loaded}
+        with loaded:
+            return {name: loaded[name] for name in loaded.files}
+    except (ValueError, OSError, EOFError) as exc:
+        if "pickle" in str(exc).lower():
+            raise DataError(f"{where}: {path} holds Python objects (a pickle), which are never loaded; save plain "
+                            "numeric arrays (numpy.savez)") from None
+        raise DataError(f"{where}: {path} is not a readable .npy/.npz file ({type(exc).__name__})") from None
+
+
 def _load_digits(task: Task) -> Dataset:
     from sklearn.datasets import load_digits
 
@@ -181,17 +193,30 @@ def _load_sklearn_table(name: str, task: Task) -> Dataset:
 
 
 def read_table(path: Path, where: str = "data.path") -> pd.DataFrame:
-    """A CSV or Parquet file (by its suffix) as a DataFrame, with a clear error when unreadable."""
+    """A CSV or Parquet file (by its suffix) as a DataFrame, with a clear error when unreadable or
+    when two columns share a name (pandas would rename one `name.1`, and a repeated target would
+    become a feature)."""
     if not path.is_file():
         raise DataError(f"{where}: file not found: {path}")
+    parquet = path.suffix.lower() in (".parquet", ".pq")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if parquet:
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
             frame = pd.read_parquet(path)
         else:
+            with open(path, newline="", encoding="utf-8") as handle:
+                names = next(csv.reader(handle), [])
             frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise DataError(f"{where}: cannot read {path} as {'Parquet' if 'parq' in path.suffix else 'CSV'}: "
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError,
+            csv.Error) as exc:
+        raise DataError(f"{where}: cannot read {path} as {'Parquet' if parquet else 'CSV'}: "
                         f"{str(exc).splitlines()[0]}") from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"{where}: {path} has more than one column named {', '.join(map(repr, repeated))}; "
+                        "every column needs its own name")
     if frame.empty:
         raise DataError(f"{where}: {path} has no rows")
     return frame
@@ -213,6 +238,13 @@ def _load_table(source: Source, path: Path, like: Schema | None = None) -> Datas
     features = list(cfg.features or default_features)
     if not features:
         raise DataError(f"{path}: no feature columns left besides the target(s) {targets}")
+    if like is not None and features != like.features:
+        lacking = [c for c in like.features if c not in features]
+        extra = [c for c in features if c not in like.features]
+        detail = "; ".join(part for part in (f"lacks {lacking}" if lacking else "",
+                                             f"has {extra} besides" if extra else "") if part)
+        raise DataError(f"{path}: its feature columns differ from the main table's ({detail or 'another order'}); "
+                        f"a separate source needs the same columns: {like.features}")
     if cfg.window is not None:
         return _windows(cfg, task, frame, features, targets[0], path)
     key = source.split.key_values(frame[source.key_column], str(path)) if source.key_column else None
@@ -234,7 +266,8 @@ def _load_table(source: Source, path: Path, like: Schema | None = None) -> Datas
         if len(features) != 1 or not images:
             raise DataError(f"{path}: image input reads one image-path column; features are {kinds} "
                             "(mixing images with other columns is not supported)")
-        files = [image_path(path, value, row) for row, value in enumerate(frame[images[0]])]
+        root = Path(cfg.image.root) if cfg.image.root else path.parent
+        files = [image_path(path, value, row, root) for row, value in enumerate(frame[images[0]])]
         return _image_dataset(cfg, files, y, common, key, like)
     if cfg.input_kind == "text":
         texts = [name for name, kind in kinds.items() if kind == "text"]
@@ -266,12 +299,22 @@ def _typed(frame: pd.DataFrame, specs: list[ColumnSpec]) -> pd.DataFrame:
     return pd.DataFrame(typed)
 
 
-def image_path(table: Path, value, row: int) -> str:
-    """An image-path cell as a file path: relative paths are relative to the table's folder."""
+def image_path(table: Path, value, row: int, root: Path) -> str:
+    """An image-path cell as a file path (relative paths are relative to the table's folder), which
+    must lie under `root`: a table cannot make the pipeline read files elsewhere."""
     if pd.isna(value):
         raise DataError(f"{table}: image path missing at row {row}")
     candidate = Path(str(value))
-    return str(candidate if candidate.is_absolute() else table.parent / candidate)
+    candidate = candidate if candidate.is_absolute() else table.parent / candidate
+    if not inside(root, candidate):
+        raise DataError(f"{table}: the image path at row {row} ({value}) leads outside {root}; images are read "
+                        "from under that folder only (data.image.root sets another one)")
+    return str(candidate)
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether `path`, links followed, lies under the folder `root`."""
+    return Path(path).resolve().is_relative_to(Path(root).resolve())
 
 
 def _numeric_block(frame: pd.DataFrame, features: list[str], where: str) -> np.ndarray:
@@ -357,6 +400,10 @@ def _load_image_folder(source: Source, root: Path, like: Schema | None = None) -
         if absent:
             raise DataError(f"data.labels: {labels_path} lacks column(s) {absent}; it needs file and {label_column}")
         files = [str(root / str(f)) for f in table["file"]]
+        outside = next((f for f in files if not inside(root, Path(f))), None)
+        if outside is not None:
+            raise DataError(f"data.labels: {labels_path} names {outside}, outside the image folder {root}; images "
+                            "are read from under it only")
         labels = table[label_column]
     else:
         found, names = class_folders(root)

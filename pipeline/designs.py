@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import Choice, CommonSpace, FamilySpace, PipelineConfig, TrainingSpace
+from pipeline.files import write_json
 from pipeline.schema import Schema
 
 ENSEMBLE = "ensemble"
@@ -88,9 +89,7 @@ class Design:
         return cls(**values)
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=float) + "\n")
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> Design:

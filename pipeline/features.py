@@ -99,6 +99,12 @@ def check_values(frame: pd.DataFrame, specs: list[ColumnSpec], where: str) -> No
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise DataError(f"{where}: column '{spec.name}' must be numeric; row {row} holds {values.iloc[row]!r}")
+            infinite = np.isinf(parsed.to_numpy(dtype="float64"))
+            if infinite.any():
+                row = int(np.flatnonzero(infinite)[0])
+                raise DataError(f"{where}: column '{spec.name}' holds an infinite value at row {row} "
+                                f"({values.iloc[row]!r}); replace it with a number, or leave the cell empty to fill "
+                                f"it by data.missing.{spec.name}")
         if spec.missing == "error" and values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise DataError(f"{where}: column '{spec.name}' has a missing value at row {row} "

@@ -56,7 +56,16 @@ def class_folders(root: Path) -> tuple[list[Path], list[str]]:
         raise ImageError(f"data.path: image folder not found: {root}")
     files, labels = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.is_symlink():
+            raise ImageError(f"{folder}: a class folder that is a symbolic link; class folders are read as they "
+                             "are, not through links (copy or move the images in)")
         found = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p.name))
+        escaping = next((p for p in found if not p.resolve().is_relative_to(root.resolve())), None)
+        if escaping is not None:
+            raise ImageError(f"{escaping}: a link to a file outside {root}; images are read from under it only")
+        if not found:
+            raise ImageError(f"{folder}: the class folder '{folder.name}' holds no images "
+                             f"({', '.join(IMAGE_SUFFIXES)}); add images or remove the folder")
         files += found
         labels += [folder.name] * len(found)
     if not files:
@@ -86,10 +95,12 @@ def check_images(files: list[Path]) -> list[tuple[int, int]]:
     return [image_size(path) for path in files]
 
 
-def load_image(path: Path, settings: ImageSettings) -> np.ndarray:
-    """One image as float32 (height, width, channels), values 0..255."""
+def load_image(path, settings: ImageSettings, name: str | None = None) -> np.ndarray:
+    """One image (a path, or a file-like object of its bytes) as float32 (height, width, channels),
+    values 0..255. `name` names it in errors (default: the path)."""
     from PIL import Image
 
+    path, label = (path, name or str(path))
     try:
         with Image.open(path) as image:
             image = image.convert("L" if settings.color == "grayscale" else "RGB")
@@ -97,14 +108,14 @@ def load_image(path: Path, settings: ImageSettings) -> np.ndarray:
                 image = _pad_to_square(image, settings.fill)
             if image.size != (settings.width, settings.height):
                 if settings.mode == "none":
-                    raise ImageError(f"{path}: size {image.height}x{image.width} differs from "
+                    raise ImageError(f"{label}: size {image.height}x{image.width} differs from "
                                      f"{settings.height}x{settings.width} and data.image.mode is none")
                 image = image.resize((settings.width, settings.height), Image.Resampling.BILINEAR)
             array = np.asarray(image, dtype="float32")
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, ImageError):
             raise
-        raise ImageError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+        raise ImageError(f"{label}: not a readable image ({exc.__class__.__name__})") from None
     return array[..., np.newaxis] if array.ndim == 2 else array
 
 
@@ -137,6 +148,11 @@ class ImageFiles:
 
     def take(self, indices) -> ImageFiles:
         return ImageFiles(tuple(self.files[i] for i in np.asarray(indices, dtype=int)), self.settings)
+
+    @property
+    def decoded_bytes(self) -> int:
+        """The memory all the images take decoded (float32)."""
+        return len(self) * int(np.prod(self.settings.shape)) * 4
 
     def read(self, indices=None) -> np.ndarray:
         """Decode some images (all when `indices` is None) into one array."""

@@ -7,6 +7,8 @@ and validation code never needs to know which kind it holds.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -14,6 +16,7 @@ from pipeline.images import ImageFiles
 
 PREDICT_BATCH = 256
 IMAGE_PREDICT_BATCH = 64  # decoded images are large: keep the batches waiting in the queue small
+IN_MEMORY_BYTES = 256 * 2**20  # image files that decode to less than this are decoded once and kept
 
 
 def n_rows(x) -> int:
@@ -49,11 +52,26 @@ def head(x, count: int):
     return take(x, np.arange(min(count, n_rows(x))))
 
 
+@functools.lru_cache(maxsize=4)
+def _decoded(images: ImageFiles) -> np.ndarray:
+    return images.read()
+
+
+def in_memory(x):
+    """Image files small enough to hold decoded (once per process) as an array; anything else as it is."""
+    if isinstance(x, ImageFiles) and x.decoded_bytes <= IN_MEMORY_BYTES:
+        return _decoded(x)
+    return x
+
+
 def fit(model, x, y, batch_size: int, validation_data: tuple | None = None, seed: int = 0, **kwargs):
-    """`model.fit` on arrays, or on batches read from disk when `x` is image files."""
+    """`model.fit` on arrays, or on batches read from disk when `x` is image files too large to hold."""
+    x = in_memory(x)
+    if validation_data is not None:
+        validation_data = (in_memory(validation_data[0]), *validation_data[1:])
+    if validation_data is not None and isinstance(validation_data[0], ImageFiles):
+        validation_data = _image_batches(*validation_data, IMAGE_PREDICT_BATCH)
     if isinstance(x, ImageFiles):
-        if validation_data is not None:
-            validation_data = _image_batches(*validation_data, IMAGE_PREDICT_BATCH)
         return model.fit(_image_batches(x, y, batch_size, shuffle=True, seed=seed), validation_data=validation_data,
                          **kwargs)
     return model.fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
@@ -67,6 +85,7 @@ def _image_batches(images: ImageFiles, labels, batch_size: int, **kwargs):
 
 
 def predict(model, x) -> np.ndarray:
+    x = in_memory(x)
     if isinstance(x, ImageFiles):
         return model.predict(_image_batches(x, None, IMAGE_PREDICT_BATCH), verbose=0)
     return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipeline import inputs
-from pipeline.data import DataError, image_path, read_table
+from pipeline.data import DataError, image_path, read_arrays, read_table
 from pipeline.features import check_values, encode
 from pipeline.images import ImageFiles, is_image_name
 from pipeline.schema import ColumnSpec, Schema
+
+IMAGE_CONTENT = "image_base64"  # a served image model's column of base64-encoded image files
 
 
 def load_exported(model_path: str | Path):
@@ -34,7 +37,19 @@ def load_exported(model_path: str | Path):
     schema_path = model_path.parent / "schema.json"
     if not schema_path.is_file():
         raise DataError(f"predict: {schema_path} not found; export writes it beside the model")
-    return load_model(model_path), Schema.from_json(schema_path)
+    if not zipfile.is_zipfile(model_path):
+        raise DataError(f"predict: {model_path} is not a loadable Keras model (not a .keras zip archive); "
+                        "export writes one, loaded in safe mode")
+    try:
+        model = load_model(model_path)
+    except Exception as exc:  # noqa: BLE001  (Keras raises many kinds for a bad file; all mean "not loadable")
+        raise DataError(f"predict: {model_path} is not a loadable Keras model ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200]}); export writes one, loaded in safe mode") from None
+    try:
+        schema = Schema.from_json(schema_path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"predict: {schema_path} is not a schema export wrote ({type(exc).__name__})") from None
+    return model, schema
 
 
 def flat_columns(schema: Schema) -> list[str]:
@@ -64,9 +79,12 @@ def read_input(path: str | Path, schema: Schema):
         if schema.columns or schema.reads_files:
             raise DataError(f"predict: this model reads {'images' if schema.reads_files else 'table columns'} "
                             f"{schema.features}; give a {'image file or folder' if schema.reads_files else 'CSV or Parquet'} file")
-        loaded = np.load(path, allow_pickle=False)
-        if suffix == ".npz":
-            loaded = loaded["x"] if "x" in loaded.files else loaded[loaded.files[0]]
+        arrays = read_arrays(path, "predict")
+        if not arrays:
+            raise DataError(f"predict: {path} holds no arrays")
+        loaded = arrays.get("x", next(iter(arrays.values())))
+        if not np.issubdtype(loaded.dtype, np.number):
+            raise DataError(f"predict: {path} must hold numbers; got dtype {loaded.dtype}")
         return _fit_shape(np.asarray(loaded, dtype="float32"), schema, path), None
     raise DataError(f"predict: unsupported input {path.name}; use .csv, .parquet, .npy, .npz"
                     + (", an image file or a folder of images" if schema.reads_files else ""))
@@ -102,7 +120,7 @@ def _table_inputs(frame: pd.DataFrame, schema: Schema, path: Path):
         raise DataError(f"predict: {path} lacks column(s) {absent}; the model expects {schema.features}")
     if schema.reads_files:
         column = schema.features[0]
-        files = [image_path(path, value, row) for row, value in enumerate(frame[column])]
+        files = [image_path(path, value, row, path.parent) for row, value in enumerate(frame[column])]
         return ImageFiles(tuple(files), schema.image_settings())
     check_values(frame, schema.columns, str(path))
     return encode(frame, schema.columns, schema.input_kind)

@@ -8,6 +8,7 @@ otherwise the version is tagged `goal_missed` and any earlier champion stays.
 
 from __future__ import annotations
 
+import base64
 import importlib.metadata
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import keras
 import pandas as pd
 
 from pipeline.images import ImageFiles
-from pipeline.predict import flat_frame
+from pipeline.predict import IMAGE_CONTENT, flat_frame
 from pipeline.schema import Schema
 
 CHAMPION = "champion"
@@ -40,8 +41,9 @@ def serving_example(raw, schema: Schema) -> pd.DataFrame:
         frame[numeric] = frame[numeric].astype("float64")  # a request may send 3, 3.5 or null alike
         return frame.reset_index(drop=True)
     if isinstance(raw, ImageFiles):
-        # Files on the serving machine; the model decodes and resizes them as in training.
-        return pd.DataFrame({schema.features[0]: [str(Path(f).resolve()) for f in raw.files]})
+        # The images themselves travel in the request; the model decodes and resizes them as in training.
+        return pd.DataFrame({IMAGE_CONTENT: [base64.b64encode(Path(f).read_bytes()).decode("ascii")
+                                             for f in raw.files]})
     return flat_frame(raw, schema).astype("float64")
 
 
@@ -60,14 +62,21 @@ def serving_requirements() -> list[str]:
 
 def log_serving_model(mlflow, export_dir: Path, example: pd.DataFrame, predictions: pd.DataFrame, name: str):
     """Log the pyfunc (signature, input example, pinned requirements) into the active run and register it."""
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec
+    from mlflow.types import Schema as ColumnsSchema
 
+    signature = infer_signature(example, predictions)
+    if IMAGE_CONTENT in example.columns:  # an image model: its content, or a path under the served folder
+        image = Schema.from_json(export_dir / "schema.json").features[0]
+        signature = ModelSignature(ColumnsSchema([ColSpec("string", IMAGE_CONTENT, required=False),
+                                                  ColSpec("string", image, required=False)]), signature.outputs)
     return mlflow.pyfunc.log_model(
         name="serving_model",
         python_model=str(SERVING_CODE),
         artifacts={"model": str(export_dir / "model.keras"), "schema": str(export_dir / "schema.json")},
         code_paths=[str(PACKAGE_DIR)],
-        signature=infer_signature(example, predictions),
+        signature=signature,
         input_example=example,
         pip_requirements=serving_requirements(),
         registered_model_name=name,

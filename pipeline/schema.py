@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from pipeline.files import write_json
 from pipeline.tasks import Task, task_named
 
 
@@ -138,7 +139,7 @@ class Schema:
         return data
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+        write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict) -> Schema:

@@ -408,6 +408,10 @@ class RegressionTask(Task):
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise DataError(f"{where}: regression target '{targets[0]}' is not numeric at row {row}")
+        infinite = np.isinf(values.to_numpy(dtype="float64"))
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise DataError(f"{where}: regression target '{targets[0]}' is infinite at row {row}")
         return values.to_numpy(dtype="float32"), []
 
     def target_statistics(self, y_train, transform="auto"):

@@ -27,7 +27,14 @@ def repo_root() -> Path:
 
 
 def tracking_uri(cfg: PipelineConfig) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri or f"sqlite:///{repo_root() / 'mlflow.db'}"
+    """MLFLOW_TRACKING_URI, else tracking.uri, else sqlite:///<repo root>/mlflow.db."""
+    from pipeline.config import ConfigError, TrackingConfig
+
+    from_env = os.environ.get("MLFLOW_TRACKING_URI")
+    if from_env and from_env.split(":", 1)[0].split("+", 1)[0] not in TrackingConfig.URI_SCHEMES:
+        raise ConfigError(f"MLFLOW_TRACKING_URI: got {from_env!r}; an MLflow tracking URI "
+                          f"({', '.join(TrackingConfig.URI_SCHEMES)})")
+    return from_env or cfg.tracking.uri or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
 def config_hash(cfg: PipelineConfig) -> str:
@@ -130,6 +137,26 @@ def _experiment_id(mlflow, cfg: PipelineConfig) -> str:
 
 
 @contextmanager
+def store_lock(uri: str):
+    """One process at a time, for what must not interleave in a local sqlite store: creating its
+    tables (MLflow's migrations race), the experiment and a pipeline's parent run, and moving a
+    registry alias. Other stores (a tracking server) handle their own concurrency."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
 def stage_run(cfg: PipelineConfig, stage: str):
     """Open (or reopen) the pipeline's parent run for one stage; yields a StageRun."""
     if not cfg.tracking.enabled:
@@ -137,23 +164,25 @@ def stage_run(cfg: PipelineConfig, stage: str):
         return
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(cfg))
-    experiment_id = _experiment_id(mlflow, cfg)
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
     key = config_hash(cfg)
-    existing = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.{HASH_TAG} = '{key}' and tags.{STATE_TAG} = 'open'",
-        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
-    )
-    if existing:
-        run = mlflow.start_run(run_id=existing[0].info.run_id)
-    else:
-        run = mlflow.start_run(
-            experiment_id=experiment_id,
-            run_name=f"{cfg.data.source}-{cfg.goal.metric}-{key[:6]}",
-            tags={HASH_TAG: key, STATE_TAG: "open", "data": cfg.data.source, "task": cfg.goal.task},
+    with store_lock(uri):
+        experiment_id = _experiment_id(mlflow, cfg)
+        existing = mlflow.search_runs(
+            experiment_ids=[experiment_id],
+            filter_string=f"tags.{HASH_TAG} = '{key}' and tags.{STATE_TAG} = 'open'",
+            order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
         )
-        mlflow.log_params(flatten(cfg.model_dump(mode="json")))
+        if existing:
+            run = mlflow.start_run(run_id=existing[0].info.run_id)
+        else:
+            run = mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=f"{cfg.data.source}-{cfg.goal.metric}-{key[:6]}",
+                tags={HASH_TAG: key, STATE_TAG: "open", "data": cfg.data.source, "task": cfg.goal.task},
+            )
+            mlflow.log_params(flatten(cfg.model_dump(mode="json")))
     try:
         with run:
             mlflow.set_tag(f"stage.{stage}", "running")

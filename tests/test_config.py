@@ -121,7 +121,7 @@ def test_inverted_range():
 
 
 def test_ranges_narrow_and_fix_from_the_command_line():
-    cfg = make_config("model.cnn.blocks.max=1", "model.families=[cnn,resnet]", "train.optimizer=adamw",
+    cfg = make_config("model.cnn.blocks.max=1", "model.cnn.blocks.default=1", "model.families=[cnn,resnet]", "train.optimizer=adamw",
                       "train.learning_rate.min=0.001", "model.common.dropout=0.25")
     assert (cfg.model.cnn.blocks.min, cfg.model.cnn.blocks.max, cfg.model.cnn.blocks.default) == (1, 1, 1)
     assert cfg.search_families == ["cnn", "resnet"]

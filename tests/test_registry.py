@@ -179,7 +179,7 @@ def test_served_table_model_takes_raw_rows_with_gaps_and_unseen_categories(mixed
     assert np.allclose(served.filter(like="prob_"), expected.filter(like="prob_"), atol=1e-5)
 
 
-def test_served_image_model_reads_image_files_like_predict(image_run, tmp_path):
+def test_served_image_model_reads_image_content_like_predict_reads_files(image_run, tmp_path):
     _, paths, _, root = image_run
     experiment = scratch_experiment(tmp_path)
     files = sorted((root / "photos").rglob("*.png"))[:4]
@@ -187,7 +187,7 @@ def test_served_image_model_reads_image_files_like_predict(image_run, tmp_path):
     expected = expected.set_index("file").loc[[str(f) for f in files]]
     schema = Schema.from_json(paths.export / "schema.json")
     example = registry.serving_example(ImageFiles(tuple(map(str, files)), schema.image_settings()), schema)
-    assert list(example.columns) == ["image"]
+    assert list(example.columns) == ["image_base64"]  # the images travel in the request
     with mlflow.start_run(experiment_id=experiment):
         info = registry.log_serving_model(mlflow, paths.export, example, expected.reset_index(drop=True), "automl-images")
     served = mlflow.pyfunc.load_model(info.model_uri).predict(example)

@@ -79,7 +79,7 @@ def test_a_diverging_trial_is_failed_and_the_search_goes_on(wine, tmp_path):
     assert statuses[0] == "COMPLETED" and statuses[1:] == ["FAILED", "FAILED"]
     assert all("training diverged: loss not finite at epoch" in t.message for t in result.trials[1:])
     assert result.stop_reason == "trial budget spent"
-    assert len(result.best) == 1 and result.best[0].values["learning_rate"] == pytest.approx(0.002)
+    assert len(result.best) == 1 and result.best[0][0].values["learning_rate"] == pytest.approx(0.002)
 
 
 def test_same_seed_gives_the_same_trials_and_another_seed_does_not(wine, tmp_path):
@@ -161,8 +161,8 @@ def test_rounds_search_a_subset_then_train_the_best_on_all_data(wine, tmp_path):
 
 
 def test_goal_stop_ends_the_loop_after_the_first_round(wine, tmp_path):
-    outcome = rounds(wine, tmp_path, "goal.threshold=0.3", "search.rounds=3", "search.trials_per_round=3",
-                     "search.max_trials=9", "search.tuner=random")
+    outcome = rounds(wine, tmp_path, "goal.threshold=0.3", "search.goal_margin=0", "search.rounds=3",
+                     "search.trials_per_round=3", "search.max_trials=9", "search.tuner=random")
     assert outcome.stop_reason == "goal met on validation"
     assert len(outcome.history) == 1 and len(outcome.trials) == 1
 

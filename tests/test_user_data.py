@@ -26,7 +26,7 @@ from tests.datagen import image_folder, mixed_table, sequence_table, text_table,
 
 
 def _run(tmp_path, *overrides):
-    cfg = make_config(*overrides, *TINY)
+    cfg = make_config(*TINY, *overrides)
     paths = Paths(tmp_path / "run")
     return cfg, paths, run_stages(cfg, paths, ALL_STAGES)
 
@@ -38,13 +38,14 @@ def test_mixed_parquet_table_runs_end_to_end_with_typed_columns(mixed_run):
                      "note": "text"}
     splits, schema = load_splits(paths)
     x_train = splits.train.x
-    assert set(x_train) == {"numeric", "categorical_city", "categorical_plan", "text_note"}
+    # short notes: a TF-IDF bag of n-grams (ids and weights)
+    assert set(x_train) == {"numeric", "categorical_city", "categorical_plan", "text_note_ids", "text_note_weights"}
     assert not np.isnan(x_train["numeric"]).any()  # missing ages filled
     assert results["validate"]["value"] > 0.7
     slices = pd.read_csv(paths.validate / "slices.csv")
     assert {"city", "plan", "age"} <= set(slices["column"])  # categories and numeric bins of the raw columns
     layers = (paths.design / "layers.md").read_text()
-    assert "CategoryEncoding" in layers and "GlobalAveragePooling1D" in layers and "Normalization" in layers
+    assert "CategoryEncoding" in layers and "text_note_bag | Dot" in layers and "Normalization" in layers
 
 
 def test_vocabularies_and_fills_come_from_the_training_rows_only(mixed_run):
@@ -145,9 +146,9 @@ def test_image_path_column_in_a_table(tmp_path):
 
 
 def test_text_classification_end_to_end(tmp_path):
-    text_table().to_csv(tmp_path / "reviews.csv", index=False)
+    text_table(rows=400).to_csv(tmp_path / "reviews.csv", index=False)
     cfg, paths, results = _run(tmp_path, "data=csv", f"data.path={tmp_path / 'reviews.csv'}", "data.target=sentiment",
-                               "data.input=text", "goal.task=binary", "data.text.sequence_length=12",
+                               "data.input=text", "goal.task=binary", "data.text.sequence_length=12", "train.epochs=10",
                                "data.text.representation=sequence", "augment.word_dropout=0.1", "augment.enabled=true")
     schema = read_json(paths.split / "schema.json")
     column = schema["columns"][0]
@@ -274,7 +275,8 @@ def test_fitted_schema_describes_every_model_input(mixed_run):
     assert described["numeric"] == {"name": "numeric", "shape": [2], "dtype": "float32", "kind": "numeric",
                                     "columns": ["age", "income"]}
     assert described["categorical_city"]["shape"] == [1] and described["categorical_city"]["dtype"] == "int32"
-    assert described["text_note"]["shape"] == [64] and described["text_note"]["column"] == "note"
+    assert described["text_note_ids"]["column"] == described["text_note_weights"]["column"] == "note"
+    assert described["text_note_ids"]["dtype"] == "int32" and described["text_note_weights"]["dtype"] == "float32"
 
 
 def test_short_texts_are_read_as_tfidf_bags_of_ngrams_fitted_on_training_rows(tmp_path):

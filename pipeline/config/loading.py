@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from pathlib import Path
 from typing import Any, get_args
@@ -116,7 +117,13 @@ def load_config(params_path: str | Path = "params.yaml") -> PipelineConfig:
     path = Path(params_path)
     if not path.exists():
         raise ConfigError(f"config: {path} not found; run from the repo root or compose it first")
-    return validate_config(yaml.safe_load(path.read_text()) or {})
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config: {path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    return validate_config(raw or {})
 
 
 def compose_params(overrides: list[str], conf_dir: str | Path = "conf") -> dict:
@@ -130,10 +137,17 @@ def compose_params(overrides: list[str], conf_dir: str | Path = "conf") -> dict:
         with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
             cfg = compose(config_name="config", overrides=list(overrides))
     except HydraException as exc:
+        unknown = re.search(r"Could not override '([\w.]+)'", str(exc))
+        if unknown:  # Hydra would suggest `+key=...`, which our schema then refuses: name the allowed keys
+            key = unknown.group(1)
+            *section, _ = key.split(".")
+            raise ConfigError(f"invalid config:\n  `{key}`: unknown key; allowed keys: "
+                              f"{', '.join(_allowed_keys(tuple(section))) or 'none'}") from None
         groups = sorted(p.name for p in conf_dir.iterdir() if p.is_dir())
         choices = {g: sorted(f.stem for f in (conf_dir / g).glob("*.yaml")) for g in groups}
         allowed = "; ".join(f"{g}: {', '.join(c)}" for g, c in choices.items())
-        raise ConfigError(f"config override rejected: {exc}\n  config groups and choices: {allowed}") from None
+        raise ConfigError(f"config override rejected: {str(exc).splitlines()[0]}\n  config groups and choices: "
+                          f"{allowed}") from None
     return OmegaConf.to_container(cfg, resolve=True)
 
 

@@ -6,8 +6,9 @@ contributes its own sub-section, so a new family needs no edit here.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, create_model, model_validator
 
@@ -86,6 +87,7 @@ class ImageConfig(Strict):
     mode: Literal["resize", "pad", "none"] = "resize"  # pad: to square with `fill`, then resize; none: sizes must match
     fill: Literal["black", "white", "noise"] = "black"
     scaling: Literal["unit", "symmetric"] = "unit"  # pixel values 0..1 or -1..1 inside the model
+    root: str | None = None  # image paths in a table must lie under this folder; null: the table's folder
 
     @model_validator(mode="after")
     def _positive(self) -> ImageConfig:
@@ -188,6 +190,16 @@ class CommonSpace(Strict):
     # table numbers: standardised, plus (piecewise) their place within quantile bins of the training values
     numeric_encoding: Choice[Literal["piecewise", "standardize"]] = choice("piecewise", ["piecewise", "standardize"])
 
+    @model_validator(mode="after")
+    def _bounds(self) -> CommonSpace:
+        if not self.dropout.within(0.0, 1.0, high_open=True):
+            raise KeyProblem("model.common.dropout", self.dropout.model_dump(), "rates in [0, 1): the share of "
+                             "units dropped in training")
+        for name in ("l1", "l2"):
+            if min(getattr(self, name).choices) < 0:
+                raise KeyProblem(f"model.common.{name}", getattr(self, name).choices, "penalties of 0 or more")
+        return self
+
 
 class ModelSettings(Strict):
     """Shared by the model section that the family registry completes (see :data:`ModelConfig`)."""
@@ -222,6 +234,12 @@ class TrainingSpace(Strict):
     # plateau: constant rate divided by 5 after `early_stopping_patience // 2` epochs without progress
     lr_schedule: Choice[Literal["constant", "cosine", "exponential", "plateau"]] = choice("cosine", ["cosine"])
     batch_size: BatchSize = choice("auto", [32, 64, 128, 256])  # auto: about 150 steps an epoch
+
+    @model_validator(mode="after")
+    def _positive_rate(self) -> TrainingSpace:
+        if not self.learning_rate.within(0.0, math.inf, low_open=True):
+            raise KeyProblem("train.learning_rate", self.learning_rate.model_dump(), "learning rates must be above 0")
+        return self
 
 
 class TrainConfig(TrainingSpace):
@@ -303,7 +321,7 @@ class SearchConfig(Strict):
     # validation split makes the best of many designs look better than it is. `auto`: for
     # accuracy/balanced_accuracy, 1.645 standard errors of a rate at the threshold on the
     # validation split (one-sided 95%); 0 for the other metrics.
-    goal_margin: float | Literal["auto"] = "auto"
+    goal_margin: Annotated[float, Field(ge=0.0)] | Literal["auto"] = "auto"
     seed: int = 42
     rounds: int = Field(2, ge=1)
     subset_fraction: float = Field(0.5, gt=0.0, le=1.0)
@@ -329,8 +347,14 @@ class TrackingConfig(Strict):
     register_model: bool = True
     model_name: str | None = None
 
+    URI_SCHEMES: ClassVar[tuple[str, ...]] = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql",
+                                              "databricks")
+
     @model_validator(mode="after")
     def _model_name_fits_uri(self) -> TrackingConfig:
+        if self.uri is not None and self.uri.split(":", 1)[0].split("+", 1)[0] not in self.URI_SCHEMES:
+            raise KeyProblem("tracking.uri", self.uri, f"an MLflow tracking URI ({', '.join(self.URI_SCHEMES)}), "
+                             "e.g. sqlite:///mlflow.db or http://mlflow-server:5000")
         if self.model_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.model_name):
             raise KeyProblem("tracking.model_name", self.model_name,
                              "letters, digits, '_', '.', '-' (the name goes into models:/ URIs)")

@@ -13,20 +13,23 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+__all__ = ["BatchSize", "Choice", "FamilySpace", "FloatRange", "IntRange", "PositiveInt", "Strict", "choice",
+           "defaults", "describe_value", "float_range", "int_range"]
 
 
 class Strict(BaseModel):
-    """A config section: unknown keys are refused, assignments validated."""
+    """A config section: unknown keys, NaN and infinite numbers are refused, assignments validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class IntRange(Strict):
     """An integer the search may vary in [min, max]; `default` is the initial design's value.
 
-    A plain number fixes it (min = max = default). A default outside the range is moved to the
-    nearest end, so narrowing a range from the command line moves the initial design with it.
+    A plain number fixes it (min = max = default). A default outside the range is refused, not
+    moved: narrowing a range from the command line past the default needs the default too.
     """
 
     default: int | None = None
@@ -42,12 +45,17 @@ class IntRange(Strict):
     def _ordered(self) -> IntRange:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
-        object.__setattr__(self, "default", self.clamp(self.min if self.default is None else self.default))
+        _check_default(self)
         return self
 
-    def clamp(self, value: int) -> int:
-        """`value` moved into [min, max]."""
-        return min(max(int(value), self.min), self.max)
+
+def _check_default(spec) -> None:
+    """A range's default is its min when unset, and must lie within [min, max]."""
+    if spec.default is None:
+        object.__setattr__(spec, "default", spec.min)
+    elif not spec.min <= spec.default <= spec.max:
+        raise ValueError(f"the default {spec.default} is outside [{spec.min}, {spec.max}]; set the default too "
+                         "(e.g. -S key.default=...), or a plain value to fix it")
 
 
 class FloatRange(Strict):
@@ -71,8 +79,14 @@ class FloatRange(Strict):
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
         if self.log and self.min <= 0:
             raise ValueError("a log-scale range needs min > 0")
-        object.__setattr__(self, "default", self.clamp(self.min if self.default is None else self.default))
+        _check_default(self)
         return self
+
+    def within(self, low: float, high: float, low_open: bool = False, high_open: bool = False) -> bool:
+        """Whether the whole range lies in [low, high] (open ends as told)."""
+        above = self.min > low if low_open else self.min >= low
+        below = self.max < high if high_open else self.max <= high
+        return above and below
 
     def clamp(self, value: float) -> float:
         return min(max(float(value), self.min), self.max)
@@ -106,8 +120,11 @@ class Choice(Strict, Generic[T]):
 
     @model_validator(mode="after")
     def _default_in_choices(self) -> Choice:
-        if self.default not in self.choices:
+        if self.default is None:
             object.__setattr__(self, "default", self.choices[0])
+        elif self.default not in self.choices:
+            raise ValueError(f"the default {self.default!r} is not one of the choices {self.choices}; "
+                             "add it to the choices, or choose another default")
         return self
 
 
@@ -120,8 +137,12 @@ class BatchSize(Choice[int]):
 
     @model_validator(mode="after")
     def _default_in_choices(self) -> BatchSize:
-        if self.default != "auto" and self.default not in self.choices:
+        if self.default is None:
             object.__setattr__(self, "default", self.choices[0])
+        elif self.default != "auto" and self.default not in self.choices:
+            raise ValueError(f"the default {self.default!r} is not one of the choices {self.choices} (or auto)")
+        if min(self.choices) < 1:
+            raise ValueError(f"batch sizes must be 1 or more; got {self.choices}")
         return self
 
     def for_rows(self, rows: int) -> int:

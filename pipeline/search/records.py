@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline.files import write_json
+
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -88,7 +90,7 @@ class RoundRecord:
 
 
 def save_history(records: list[RoundRecord], path: Path) -> None:
-    Path(path).write_text(json.dumps([r.to_dict() for r in records], indent=2, default=float) + "\n")
+    write_json(path, [r.to_dict() for r in records])
 
 
 def load_history(path: Path) -> list[RoundRecord]:

@@ -225,7 +225,8 @@ class RedesignLoop:
         for rank, (hp, subset_score) in enumerate(result.best):
             saved = self.directory / f"round_{round_no}" / f"full_{values_hash(hp.values)}"
             candidate = load_candidate(saved, round_no)
-            if candidate is None:
+            fresh = candidate is None
+            if fresh:
                 if time.monotonic() >= self.deadline:
                     break
                 candidate = self.train_on_all(hypermodel.design_from(hp.copy()), round_no)
@@ -244,7 +245,7 @@ class RedesignLoop:
                 continue
             confirmed.append(candidate)
             self.candidates.append(candidate)
-            if self.on_candidate:
+            if self.on_candidate and fresh:  # a reloaded run was reported by the run that trained it
                 self.on_candidate(candidate)
         round_best = self.best(confirmed)
         record.best_validation = round_best.validation if round_best else None

@@ -20,7 +20,7 @@ from pipeline.models.builder import load_model
 from pipeline.paths import Paths
 from pipeline.predict import flat_frame, predict_file
 from pipeline.prepared import load_test_split
-from pipeline.tracking import StageRun
+from pipeline.tracking import StageRun, store_lock, tracking_uri
 
 SAMPLE_ROWS = 5
 
@@ -99,7 +99,8 @@ def _register(cfg: PipelineConfig, example: pd.DataFrame, predictions: pd.DataFr
               test: dict) -> dict:
     """Log the raw-rows pyfunc with a signature and input example, register it, set alias or tag."""
     name = registry.model_name(cfg)
-    info = registry.log_serving_model(tracker.mlflow, out, example, predictions, name)
-    return registry.mark_version(tracker.mlflow.MlflowClient(), name, info.registered_model_version,
-                                 test["goal_met"], test["metric"], test["value"])
+    with store_lock(tracking_uri(cfg)):  # parallel experiments register one after another
+        info = registry.log_serving_model(tracker.mlflow, out, example, predictions, name)
+        return registry.mark_version(tracker.mlflow.MlflowClient(), name, info.registered_model_version,
+                                     test["goal_met"], test["metric"], test["value"])
 

@@ -18,7 +18,8 @@ import pandas as pd
 
 from pipeline.config import PipelineConfig
 from pipeline.designs import Design
-from pipeline.files import read_json, write_json
+from pipeline.errors import DesignError
+from pipeline.files import read_json, replaced_dir, write_json
 from pipeline.models.builder import ensemble_of, layer_table, load_model
 from pipeline.paths import Paths
 from pipeline.prepared import load_splits
@@ -38,12 +39,25 @@ def write_curves(curves: dict, path) -> None:
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     trained = read_json(paths.metrics / "train.json")
     initial = Design.load(paths.design / "design.json")
-    objective = cfg.objective
-    out = paths.redesign
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    # No stale verdict survives an interrupted run: the outputs appear together, when complete.
+    (paths.metrics / "redesign.json").unlink(missing_ok=True)
+    shutil.rmtree(paths.redesign, ignore_errors=True)
     paths.search_state.mkdir(parents=True, exist_ok=True)  # declared (persisted) even when no search runs
+    with replaced_dir(paths.redesign) as out:
+        summary = _redesign(cfg, paths, tracker, out, trained, initial)
+    write_json(paths.metrics / "redesign.json", {k: summary[k] for k in (
+        "searched", "trials", "chosen", "validation", "goal_met_on_validation")})
+    for name in ("summary.json", "trials.csv", "history.json", "history.md", "curves.csv"):
+        tracker.log_artifact(paths.redesign / name)
+    refitted = summary.get("refit", {}).get("done")
+    print(f"redesign: kept the {summary['chosen']} model ({summary['reason']}); validation {cfg.goal.metric} "
+          f"{summary['validation']:.4f}" + ("; refitted on train + validation" if refitted else ""))
+    return summary
+
+
+def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, trained: dict, initial: Design) -> dict:
+    """Choose (search if needed) and refit the model, writing every redesign output into `out`."""
+    objective = cfg.objective
     splits, schema = load_splits(paths)
     summary = {"metric": cfg.goal.metric, "threshold": cfg.goal.threshold,
                "trained_validation": trained["validation"], "searched": False}
@@ -51,12 +65,18 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     margin = objective.stop_margin(cfg.search.goal_margin, len(splits.validation))
     summary["stop_margin"] = margin
     trained_run = _trained_run(paths, cfg, initial, trained, splits)
-    if objective.met(trained["validation"], margin):
+    loop = RedesignLoop(cfg, schema, splits, initial, search_state(cfg, paths), on_trial=_trial_logger(tracker),
+                        on_candidate=_candidate_logger(tracker))
+    failure = loop.failure(trained_run)
+    if failure:
+        summary["trained_failure"] = failure
+        print(f"redesign: the trained initial design cannot be chosen: {failure}")
+    if not failure and objective.met(trained["validation"], margin):
         chosen = trained_run
         summary.update(chosen="trained", reason="the trained initial design meets the goal on validation"
                        + (f" by the margin {margin:.4f}" if margin else ""), trials=0)
     else:
-        chosen, facts = _search(cfg, paths, tracker, schema, splits, initial, trained_run, trained)
+        chosen, facts = _search(cfg, loop, tracker, out, splits, trained_run if not failure else None, trained)
         summary.update(facts)
     summary.update(validation=chosen.validation, validation_loss=chosen.loss, design=chosen.design.family)
 
@@ -72,15 +92,8 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     summary["goal_met_on_validation"] = objective.met(summary["validation"])
     summary["margin_on_validation"] = objective.margin(summary["validation"])
     write_json(out / "summary.json", summary)
-    write_json(paths.metrics / "redesign.json", {k: summary[k] for k in (
-        "searched", "trials", "chosen", "validation", "goal_met_on_validation")})
     tracker.log_metrics({"validation": summary["validation"], "trials": summary["trials"]})
     tracker.set_tags({"redesign.chosen": summary["chosen"], "redesign.reason": summary["reason"]})
-    for name in ("summary.json", "trials.csv", "history.json", "history.md", "curves.csv"):
-        tracker.log_artifact(out / name)
-    refitted = summary.get("refit", {}).get("done")
-    print(f"redesign: kept the {summary['chosen']} model ({summary['reason']}); validation {cfg.goal.metric} "
-          f"{summary['validation']:.4f}" + ("; refitted on train + validation" if refitted else ""))
     return summary
 
 
@@ -94,21 +107,20 @@ def _trained_run(paths: Paths, cfg: PipelineConfig, initial: Design, trained: di
                      trained["restored_epoch"], trained["cut_short"])
 
 
-def _search(cfg: PipelineConfig, paths: Paths, tracker: StageRun, schema, splits, initial: Design,
-            trained_run: Candidate, trained: dict) -> tuple[Candidate, dict]:
+def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Path, splits,
+            trained_run: Candidate | None, trained: dict) -> tuple[Candidate, dict]:
+    """Run the redesign loop from the trained design (None: it failed) and choose the best candidate."""
     goal = cfg.goal
-    loop = RedesignLoop(cfg, schema, splits, initial, search_state(cfg, paths), on_trial=_trial_logger(tracker),
-                        on_candidate=_candidate_logger(tracker))
     # keep part of the budget for the refit: about what training the initial design took, on more rows
     reserve = 0.0
     if cfg.train.refit:
         rows = len(splits.train) + len(splits.validation)
         reserve = min(0.4 * cfg.search.time_budget_s, trained["seconds"] * rows / len(splits.train)
                       * trained["restored_epoch"] / max(1, trained["epochs_run"]))
-    outcome = loop.run(prior=(trained_run,), reserve_s=reserve)
-    pd.DataFrame(outcome.trials).to_csv(paths.redesign / "trials.csv", index=False)
-    save_history(outcome.history, paths.redesign / "history.json")
-    (paths.redesign / "history.md").write_text(history_markdown(outcome.history, goal.metric, outcome.stop_reason))
+    outcome = loop.run(prior=(trained_run,) if trained_run else (), reserve_s=reserve)
+    pd.DataFrame(outcome.trials).to_csv(out / "trials.csv", index=False)
+    save_history(outcome.history, out / "history.json")
+    (out / "history.md").write_text(history_markdown(outcome.history, goal.metric, outcome.stop_reason))
     for entry in outcome.history:
         if entry.best_validation is not None:
             tracker.log_metrics({"round_best_validation": entry.best_validation}, step=entry.round)
@@ -119,6 +131,12 @@ def _search(cfg: PipelineConfig, paths: Paths, tracker: StageRun, schema, splits
           f"{len(outcome.trials)} trials, {outcome.seconds} s; rank correlation of subset and full-data scores: "
           f"{'-' if outcome.fidelity is None else f'{outcome.fidelity:.2f}'}")
     best = loop.best()
+    if best is None:
+        failed = sum(r.status == "FAILED" for e in outcome.history for r in e.full_runs)
+        raise DesignError(f"redesign: no design learned anything usable: the trained initial design "
+                          f"{'failed' if trained_run is None else 'was not better'}, and {failed} searched design(s) "
+                          "diverged or did no better than always predicting the training prior (see the lines above); "
+                          "check the data and targets, or lower train.learning_rate")
     ensembles = [c for c in outcome.candidates if c.design.is_ensemble]
     if ensembles:
         facts["ensemble_validation"] = loop.best(ensembles).validation

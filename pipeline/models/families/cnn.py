@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pipeline.config.space import Choice, FamilySpace, IntRange, choice, int_range
+from pipeline.config.space import Choice, FamilySpace, IntRange, PositiveInt, choice, int_range
 from pipeline.lazy import keras
 from pipeline.models.blocks import check_image_depth, conv_bn_act, dense_block, image_depth_limit
 from pipeline.models.registry import Family, register
@@ -10,11 +10,11 @@ from pipeline.models.registry import Family, register
 
 class CNNSpace(FamilySpace):
     blocks: IntRange = int_range(2, 1, 3)
-    filters: Choice[int] = choice(32, [16, 32, 64])  # of the first block; doubling per block
-    convs_per_block: Choice[int] = choice(2, [1, 2])
-    kernel_size: Choice[int] = choice(3, [3, 5])
+    filters: Choice[PositiveInt] = choice(32, [16, 32, 64])  # of the first block; doubling per block
+    convs_per_block: Choice[PositiveInt] = choice(2, [1, 2])
+    kernel_size: Choice[PositiveInt] = choice(3, [3, 5])
     pooling: Choice[Literal["max", "avg"]] = choice("max", ["max", "avg"])
-    dense_units: Choice[int] = choice(128, [64, 128])
+    dense_units: Choice[PositiveInt] = choice(128, [64, 128])
 
 
 def max_depth(input_shape: list[int]) -> int | None:

@@ -6,7 +6,7 @@ The 1x1 convolutions before the 3x3/5x5 branches reduce the channels to half the
 
 from typing import Literal
 
-from pipeline.config.space import Choice, FamilySpace, IntRange, choice, int_range
+from pipeline.config.space import Choice, FamilySpace, IntRange, PositiveInt, choice, int_range
 from pipeline.lazy import keras
 from pipeline.models.blocks import check_image_depth, conv_bn_act, dropout, image_depth_limit
 from pipeline.models.registry import Family, register
@@ -14,7 +14,7 @@ from pipeline.models.registry import Family, register
 
 class InceptionSpace(FamilySpace):
     blocks: IntRange = int_range(2, 1, 3)
-    filters: Choice[int] = choice(16, [8, 16, 32])  # per branch; the 1x1 reductions use half
+    filters: Choice[PositiveInt] = choice(16, [8, 16, 32])  # per branch; the 1x1 reductions use half
     pooling: Choice[Literal["max", "avg"]] = choice("max", ["max", "avg"])
 
 

@@ -1,6 +1,6 @@
 """`mlp`: a stack of Dense layers, the first `units` wide, each next one half as wide."""
 
-from pipeline.config.space import Choice, FamilySpace, IntRange, choice, int_range
+from pipeline.config.space import Choice, FamilySpace, IntRange, PositiveInt, choice, int_range
 from pipeline.lazy import keras
 from pipeline.models.blocks import dense_block
 from pipeline.models.registry import Family, register
@@ -8,7 +8,7 @@ from pipeline.models.registry import Family, register
 
 class MLPSpace(FamilySpace):
     layers: IntRange = int_range(2, 1, 3)
-    units: Choice[int] = choice(128, [64, 128, 256])
+    units: Choice[PositiveInt] = choice(128, [64, 128, 256])
     # the inputs also reach the head directly (wide & deep): never worse than a linear model
     linear_path: Choice[bool] = choice(True, [True, False])
 

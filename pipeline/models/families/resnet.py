@@ -6,7 +6,7 @@ filters (a 1x1 stride-2 projection on the skip path); a global pooling closes th
 
 from typing import Literal
 
-from pipeline.config.space import Choice, FamilySpace, IntRange, choice, int_range
+from pipeline.config.space import Choice, FamilySpace, IntRange, PositiveInt, choice, int_range
 from pipeline.lazy import keras
 from pipeline.models.blocks import check_image_depth, conv_bn_act, dropout, image_depth_limit, regularizer
 from pipeline.models.registry import Family, register
@@ -14,9 +14,9 @@ from pipeline.models.registry import Family, register
 
 class ResNetSpace(FamilySpace):
     stages: IntRange = int_range(2, 1, 3)
-    blocks_per_stage: Choice[int] = choice(1, [1, 2])
-    filters: Choice[int] = choice(32, [16, 32, 64])
-    kernel_size: Choice[int] = choice(3, [3])
+    blocks_per_stage: Choice[PositiveInt] = choice(1, [1, 2])
+    filters: Choice[PositiveInt] = choice(32, [16, 32, 64])
+    kernel_size: Choice[PositiveInt] = choice(3, [3])
     pooling: Choice[Literal["max", "avg"]] = choice("avg", ["avg", "max"])  # global pooling at the end
 
 

@@ -6,7 +6,7 @@ not used here. Only the last layer returns a single vector; `bidirectional` read
 
 from typing import Literal
 
-from pipeline.config.space import Choice, FamilySpace, IntRange, choice, int_range
+from pipeline.config.space import Choice, FamilySpace, IntRange, PositiveInt, choice, int_range
 from pipeline.lazy import keras
 from pipeline.models.blocks import as_tokens, dropout, regularizer
 from pipeline.models.registry import Family, register
@@ -17,7 +17,7 @@ CELLS = {"lstm": "LSTM", "gru": "GRU", "simple": "SimpleRNN"}
 class RNNSpace(FamilySpace):
     cell: Choice[Literal["lstm", "gru", "simple"]] = choice("lstm", ["lstm", "gru"])
     layers: IntRange = int_range(1, 1, 2)
-    units: Choice[int] = choice(64, [32, 64, 128])
+    units: Choice[PositiveInt] = choice(64, [32, 64, 128])
     bidirectional: Choice[bool] = choice(False, [False, True])
 
 

@@ -7,7 +7,7 @@ pooling closes the body, beside a linear path from the steps themselves.
 
 from typing import Literal
 
-from pipeline.config.space import Choice, FamilySpace, IntRange, choice, int_range
+from pipeline.config.space import Choice, FamilySpace, IntRange, PositiveInt, choice, int_range
 from pipeline.lazy import keras
 from pipeline.models.blocks import activation, as_tokens, dropout, regularizer
 from pipeline.models.registry import Family, register
@@ -15,9 +15,9 @@ from pipeline.models.registry import Family, register
 
 class TCNSpace(FamilySpace):
     blocks: IntRange = int_range(3, 1, 4)
-    filters: Choice[int] = choice(32, [16, 32, 64])
-    kernel_size: Choice[int] = choice(5, [3, 5, 7])
-    dilation_base: Choice[int] = choice(1, [1, 2])  # 1: no dilation; 2: block b looks 2**b steps apart
+    filters: Choice[PositiveInt] = choice(32, [16, 32, 64])
+    kernel_size: Choice[PositiveInt] = choice(5, [3, 5, 7])
+    dilation_base: Choice[PositiveInt] = choice(1, [1, 2])  # 1: no dilation; 2: block b looks 2**b steps apart
     pooling: Choice[Literal["max", "avg"]] = choice("avg", ["avg", "max"])  # global pooling at the end
     # the steps also reach the head directly: a linear model of the whole window (autoregression)
     linear_path: Choice[bool] = choice(True, [True, False])

@@ -5,7 +5,7 @@ projected to `embed_dim` and given a learned position embedding. Global average 
 closes the body.
 """
 
-from pipeline.config.space import Choice, FamilySpace, IntRange, choice, int_range
+from pipeline.config.space import Choice, FamilySpace, IntRange, PositiveInt, choice, int_range
 from pipeline.lazy import keras
 from pipeline.models.blocks import as_tokens, dropout, position_embedding, regularizer
 from pipeline.models.registry import Family, register
@@ -13,9 +13,9 @@ from pipeline.models.registry import Family, register
 
 class TransformerSpace(FamilySpace):
     blocks: IntRange = int_range(2, 1, 3)
-    embed_dim: Choice[int] = choice(64, [32, 64])
-    heads: Choice[int] = choice(4, [2, 4])
-    ff_units: Choice[int] = choice(128, [64, 128, 256])
+    embed_dim: Choice[PositiveInt] = choice(64, [32, 64])
+    heads: Choice[PositiveInt] = choice(4, [2, 4])
+    ff_units: Choice[PositiveInt] = choice(128, [64, 128, 256])
 
 
 def encoder_block(x, hp: dict, name: str):
