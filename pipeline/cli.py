@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline <stage> [hydra overrides]` and `python -m pipeline predict ...`.
+"""Command line: `automl <stage> [hydra overrides]` (or `python -m pipeline ...`), `automl <stage> --help`, `automl predict ...`.
 
 With overrides (`data=wine train.epochs=5`), conf/ is composed into params.yaml first, as
 `dvc exp run -S` does, so the stages that follow see the same config.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 
 from pipeline.config import ConfigError, compose_params, load_config, validate_config, write_params
@@ -16,7 +17,7 @@ from pipeline.errors import DataError, DesignError
 from pipeline.paths import Paths
 from pipeline.stages import STAGES
 
-USAGE = f"""usage: python -m pipeline <stage> [key=value ...]
+USAGE = f"""usage: automl <stage> [key=value ...]   (or python -m pipeline ...; automl <stage> --help: its keys)
        python -m pipeline predict --model artifacts/export/model.keras --input rows.csv [--output out.csv]
        python -m pipeline compose [key=value ...]   (write params.yaml from conf/ only)
        python -m pipeline docs                      (regenerate README's layout and design-space table)
@@ -25,6 +26,7 @@ stages, in order: {', '.join(STAGES)}"""
 
 def execute_stage(name: str, overrides: list[str] | tuple = (), root: str | Path = "."):
     """Compose (if overrides are given), validate, and run one stage inside the pipeline's MLflow run."""
+    started = time.monotonic()
     from pipeline.tracking import stage_run
 
     paths = Paths(Path(root))
@@ -37,8 +39,41 @@ def execute_stage(name: str, overrides: list[str] | tuple = (), root: str | Path
         print(f"note: {name} runs outside DVC: its outputs are not in DVC's cache, and a later `dvc exp run` "
               f"replaces them; `dvc repro -s {name}` runs it tracked", file=sys.stderr)
     module = importlib.import_module(f"pipeline.stages.{name}")
-    with stage_run(cfg, name) as tracker:
+    with stage_run(cfg, name, started) as tracker:
         return module.run(cfg, paths, tracker)
+
+
+def stage_help(name: str, root: str | Path = ".") -> str:
+    """What a stage does and the params keys it reads (as dvc.yaml declares them), with their values."""
+    import yaml
+
+    module = importlib.import_module(f"pipeline.stages.{name}")
+    summary = (module.__doc__ or "").strip()
+    paths = Paths(Path(root))
+    declared = yaml.safe_load(paths.root.joinpath("dvc.yaml").read_text()) if (paths.root / "dvc.yaml").is_file() else {}
+    keys = [k for k in declared.get("stages", {}).get(name, {}).get("params", []) if isinstance(k, str)]
+    params = (yaml.safe_load(paths.params.read_text()) or {}) if paths.params.is_file() else {}
+
+    def lookup(key):
+        value = params
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    # a whole section (`search`) is shown key by key
+    keys = [f"{k}.{sub}" for k in keys for sub in (lookup(k) if "." not in k and isinstance(lookup(k), dict) else [None])
+            ] if params else keys
+    keys = [k.removesuffix(".None") for k in keys]
+    values = {key: lookup(key) for key in keys} if params else {}
+    lines = [f"usage: automl {name} [key=value ...]", "", summary, "",
+             "keys it reads (dvc.yaml; set with key=value, or -S key=value under dvc exp run):"]
+    lines += [f"  {key}" + (f" = {values[key]!r}" if key in values else "") for key in keys] or ["  (none)"]
+    return "\n".join(lines)
+
+
+def console() -> None:
+    """The `automl` console command."""
+    sys.exit(main(sys.argv[1:]))
 
 
 def main(argv: list[str]) -> int:
@@ -64,6 +99,9 @@ def main(argv: list[str]) -> int:
         if command not in STAGES:
             print(f"unknown stage {command!r}; allowed: {', '.join(STAGES)}, predict, compose, docs", file=sys.stderr)
             return 2
+        if {"-h", "--help"} & set(rest):
+            print(stage_help(command))
+            return 0
         execute_stage(command, rest)
         return 0
     except (ConfigError, DataError, DesignError) as exc:

@@ -100,7 +100,7 @@ def load_image(path, settings: ImageSettings, name: str | None = None) -> np.nda
     values 0..255. `name` names it in errors (default: the path)."""
     from PIL import Image
 
-    path, label = (path, name or str(path))
+    label = name or str(path)
     try:
         with Image.open(path) as image:
             image = image.convert("L" if settings.color == "grayscale" else "RGB")

@@ -57,16 +57,18 @@ def augmentation_grid_png(originals: np.ndarray, variants: list[np.ndarray], pat
 
 
 def reliability_png(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str, bins: int = 10) -> dict:
-    """Calibration: accuracy against confidence per bin; returns the expected calibration error."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    centers, accuracy, counts = [], [], []
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            centers.append(float(confidence[mask].mean()))
-            accuracy.append(float(correct[mask].mean()))
-            counts.append(int(mask.sum()))
+    """Calibration: accuracy against confidence in quantile bins (each holds about the same number
+    of rows, so no bin is a zigzag of one or two); returns the expected calibration error over them."""
+    from sklearn.calibration import calibration_curve
+
+    confidence, correct = np.asarray(confidence, dtype="float64"), np.asarray(correct, dtype="float64")
+    accuracy, centers = calibration_curve(correct, confidence, n_bins=bins, strategy="quantile")
+    # the rows per bin, binned as calibration_curve bins them (empty bins are dropped by both)
+    edges = np.percentile(confidence, np.linspace(0, 100, bins + 1))
+    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=bins)
+    counts = counts[counts > 0]
+    accuracy, centers = accuracy.tolist(), centers.tolist()
+    counts = counts.tolist()
     ece = float(sum(n * abs(a - c) for n, a, c in zip(counts, accuracy, centers)) / max(1, len(confidence)))
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")

@@ -9,10 +9,12 @@ otherwise the version is tagged `goal_missed` and any earlier champion stays.
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.metadata
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
 from pipeline.images import ImageFiles
@@ -83,23 +85,78 @@ def log_serving_model(mlflow, export_dir: Path, example: pd.DataFrame, predictio
     )
 
 
-def mark_version(client, name: str, version: str, goal_met: bool, metric: str, value: float) -> dict:
-    """Tag the new version with its test result; make it the champion only if the goal was met."""
+TEST_DATA_TAG = "test_data"
+CHAMPION_REASON_TAG = "champion_reason"
+
+
+def test_data_digest(rows) -> str:
+    """A fingerprint of held-out rows (their raw features and targets): versions tested on the same
+    rows can be compared by their scores; on other rows they cannot."""
+    digest = hashlib.sha256()
+    raw = rows.raw
+    if isinstance(raw, pd.DataFrame):
+        digest.update(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes())
+    elif isinstance(raw, ImageFiles):
+        for file in raw.files:
+            digest.update(Path(file).read_bytes())
+    elif raw is not None:
+        digest.update(np.ascontiguousarray(raw).tobytes())
+    digest.update(np.ascontiguousarray(rows.y).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def mark_version(client, name: str, version: str, goal_met: bool, metric: str, value: float, objective,
+                 test_data: str) -> dict:
+    """Tag the new version with its test result and test data. It takes the `champion` alias only
+    when it meets the goal and either beats the champion on the same test data and metric, or the
+    champion was judged on other data (or another metric); why it did or did not is tagged."""
     client.set_model_version_tag(name, version, "goal_met", str(goal_met).lower())
     client.set_model_version_tag(name, version, f"test_{metric}", f"{value:.6g}")
+    client.set_model_version_tag(name, version, TEST_DATA_TAG, test_data)
     if goal_met:
-        client.set_registered_model_alias(name, CHAMPION, version)
+        reason = champion_reason(client, name, metric, value, objective, test_data)
+        moved = not reason.startswith("kept")
+        if moved:
+            client.set_registered_model_alias(name, CHAMPION, version)
+        client.set_model_version_tag(name, version, CHAMPION_REASON_TAG, reason)
     else:
+        moved, reason = False, None
         client.set_model_version_tag(name, version, GOAL_MISSED_TAG, "true")
     champion = champion_version(client, name)
     return {
         "name": name,
         "version": str(version),
         "uri": f"models:/{name}/{version}",
-        "alias": CHAMPION if goal_met else None,
+        "alias": CHAMPION if moved else None,
+        "champion_reason": reason,
         "champion_version": champion,
         "serve": f"mlflow models serve -m models:/{name}@{CHAMPION} --env-manager local" if champion else None,
     }
+
+
+def registration_state(registered: dict) -> str:
+    """One line on what registering did: the alias and why, or why not."""
+    if registered["alias"]:
+        return f"alias {CHAMPION}: {registered['champion_reason']}"
+    if registered.get("champion_reason"):
+        return f"goal met; {registered['champion_reason']}"
+    return f"tagged {GOAL_MISSED_TAG} (champion: {registered['champion_version'] or 'none'})"
+
+
+def champion_reason(client, name: str, metric: str, value: float, objective, test_data: str) -> str:
+    """Why a goal-meeting version does ("...") or does not ("kept: ...") take the alias."""
+    current = champion_version(client, name)
+    if current is None:
+        return "the first version to meet the goal"
+    tags = client.get_model_version(name, current).tags
+    if tags.get(TEST_DATA_TAG) != test_data:
+        return f"version {current}, the champion before, was tested on other data"
+    if f"test_{metric}" not in tags:
+        return f"version {current}, the champion before, was judged on another metric"
+    previous = float(tags[f"test_{metric}"])
+    if objective.better_than(value, previous):
+        return f"better than version {current} on the same test data ({metric} {value:.6g} vs {previous:.6g})"
+    return f"kept: version {current} stays champion, not worse on the same test data ({metric} {previous:.6g} vs {value:.6g})"
 
 
 def champion_version(client, name: str) -> str | None:

@@ -59,9 +59,11 @@ def _finite(value) -> bool:
 class StageRun:
     """What a stage may log into the pipeline's parent run (no-ops when tracking is off)."""
 
-    def __init__(self, mlflow_module, stage: str):
+    def __init__(self, mlflow_module, stage: str, started: float | None = None):
         self.mlflow = mlflow_module
         self.stage = stage
+        # when the stage began (time.monotonic()): its time budgets count from here, start-up included
+        self.started = time.monotonic() if started is None else started
 
     @property
     def enabled(self) -> bool:
@@ -157,10 +159,10 @@ def store_lock(uri: str):
 
 
 @contextmanager
-def stage_run(cfg: PipelineConfig, stage: str):
+def stage_run(cfg: PipelineConfig, stage: str, started: float | None = None):
     """Open (or reopen) the pipeline's parent run for one stage; yields a StageRun."""
     if not cfg.tracking.enabled:
-        yield StageRun(None, stage)
+        yield StageRun(None, stage, started)
         return
     import mlflow
 
@@ -186,7 +188,7 @@ def stage_run(cfg: PipelineConfig, stage: str):
     try:
         with run:
             mlflow.set_tag(f"stage.{stage}", "running")
-            yield StageRun(mlflow, stage)
+            yield StageRun(mlflow, stage, started)
             mlflow.set_tag(f"stage.{stage}", "done")
     finally:
         while mlflow.active_run():

@@ -33,6 +33,17 @@ def test_underfitting_fires_when_train_itself_misses_the_goal():
     assert kinds(curves) == ["underfitting"]
 
 
+def test_the_train_score_in_inference_mode_replaces_the_noisy_running_metric():
+    # the running train metric (dropout on) misses the goal; measured like validation it does not
+    noisy = {**HEALTHY, "goal": [0.5, 0.6, 0.65, 0.7], "val_goal": [0.6, 0.83, 0.92, 0.93]}
+    assert kinds(noisy) == ["underfitting"]
+    assert diagnose(noisy, GOAL, SETTINGS, train_score=0.95) == []
+    found = diagnose(HEALTHY, GOAL, SETTINGS, train_score=1.0)
+    assert [d.kind for d in found] == ["overfitting"] and "train (inference mode) accuracy 1.0000" in found[0].evidence
+    found = round_diagnoses(noisy, ["COMPLETED"], GOAL, SETTINGS, train_score=0.5)
+    assert [d.kind for d in found] == ["underfitting"] and "0.5000" in found[0].evidence
+
+
 def test_divergence_fires_on_nan_and_on_exploding_loss():
     assert kinds({**HEALTHY, "loss": [1.0, 2.0, float("nan")]}) == ["divergence"]
     assert kinds({**HEALTHY, "loss": [1.0, 5.0, 40.0, 300.0]}) == ["divergence"]

@@ -59,7 +59,8 @@ def test_goal_met_version_becomes_champion(exports):
     _, _, manifests, client = exports
     first = manifests[0]["registered"]
     assert first == {"name": NAME, "version": "1", "uri": f"models:/{NAME}/1", "alias": "champion",
-                     "champion_version": "1", "serve": f"mlflow models serve -m models:/{NAME}@champion --env-manager local"}
+                     "champion_version": "1", "champion_reason": "the first version to meet the goal",
+                     "serve": f"mlflow models serve -m models:/{NAME}@champion --env-manager local"}
     version = client.get_model_version(NAME, "1")
     assert version.tags["goal_met"] == "true" and "goal_missed" not in version.tags
     assert float(version.tags["test_accuracy"]) > 0.5
@@ -73,10 +74,37 @@ def test_goal_missed_version_is_tagged_and_the_champion_stays(exports):
     assert client.get_model_version(NAME, "2").tags["goal_met"] == "false"
 
 
-def test_a_later_met_version_takes_the_alias(exports):
+def test_a_later_met_version_no_better_on_the_same_test_data_leaves_the_champion(exports):
     _, _, manifests, client = exports
-    assert manifests[2]["registered"]["champion_version"] == "3"
-    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "3"
+    third = manifests[2]["registered"]  # the same model on the same test rows: equal, not better
+    assert third["alias"] is None and third["champion_version"] == "1"
+    assert registry.registration_state(third).startswith("goal met; kept: version 1 stays champion")
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    tags = client.get_model_version(NAME, "3").tags
+    assert tags["champion_reason"].startswith("kept: version 1 stays champion") and tags["goal_met"] == "true"
+    assert tags["test_data"] == client.get_model_version(NAME, "1").tags["test_data"]
+
+
+def test_the_champion_moves_only_to_a_better_version_or_one_tested_on_other_data(tmp_path):
+    from pipeline.objective import Objective
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'registry.db'}")
+    client.create_registered_model("m")
+
+    def new_version(value, data, metric="accuracy", objective=Objective("accuracy")):
+        version = client.create_model_version("m", source=str(tmp_path)).version
+        return registry.mark_version(client, "m", version, True, metric, value, objective, data)
+
+    assert new_version(0.90, "a")["alias"] == "champion"  # the first to meet the goal
+    assert new_version(0.85, "a")["alias"] is None  # worse on the same data
+    assert new_version(0.95, "a")["champion_version"] == "3"  # better on the same data
+    assert new_version(0.80, "b")["champion_version"] == "4"  # the champion was tested on other data
+    assert client.get_model_version("m", "4").tags["champion_reason"] == (
+        "version 3, the champion before, was tested on other data")
+    lower = Objective("rmse")
+    assert new_version(2.0, "b", "rmse", lower)["champion_version"] == "5"  # judged on another metric before
+    assert new_version(1.5, "b", "rmse", lower)["champion_version"] == "6"  # lower rmse is better
+    assert new_version(1.7, "b", "rmse", lower)["champion_version"] == "6"
 
 
 def test_logged_model_has_signature_example_and_no_pickle(exports, tmp_path):
@@ -114,7 +142,9 @@ def _post(port: int, payload: dict):
 def test_mlflow_serves_the_champion_over_http(exports, tmp_path):
     paths, uri, _, _ = exports
     port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # mlflow starts `uvicorn` by name: it lives beside this interpreter, on PATH or not
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = open(tmp_path / "serve.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",

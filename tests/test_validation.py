@@ -100,3 +100,16 @@ def test_multilabel_run_validates_and_predicts(tmp_path):
     assert len(pd.read_csv(paths.validate / "worst_examples.csv")) == 20
     predicted = predict_file(paths.export / "model.keras", paths.export / "sample_input.csv")
     assert {"prob_sunny", "prob_windy"} <= set(predicted.columns)
+
+
+def test_calibration_bins_hold_about_the_same_number_of_rows(tmp_path):
+    from pipeline.plots import reliability_png
+
+    rng = np.random.default_rng(0)
+    confidence = 1 - rng.beta(1, 20, size=1000)  # most near 1, as a confident classifier's are
+    correct = (rng.random(1000) < confidence).astype(float)  # calibrated by construction
+    result = reliability_png(confidence, correct, tmp_path / "r.png", "t")
+    rows = [b["rows"] for b in result["bins"]]
+    assert sum(rows) == 1000 and min(rows) >= 90 and len(rows) == 10
+    assert result["expected_calibration_error"] < 0.05 and (tmp_path / "r.png").stat().st_size > 0
+    assert all(abs(b["accuracy"] - b["confidence"]) < 0.1 for b in result["bins"])

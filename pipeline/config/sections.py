@@ -245,7 +245,7 @@ class TrainingSpace(Strict):
 class TrainConfig(TrainingSpace):
     epochs: int = Field(40, ge=1)
     # the initial design's training stops cleanly (best epoch kept) after this many seconds
-    time_budget_s: float = Field(75.0, gt=0)
+    time_budget_s: float = Field(70.0, gt=0)
     # regression: model the target standardised, on the log scale when every target is positive
     # and skewed (auto), or not (none), or always (log)
     target_transform: Literal["auto", "none", "log"] = "auto"
@@ -315,7 +315,7 @@ class SearchConfig(Strict):
 
     tuner: Literal["hyperband", "random", "bayesian", "grid"] = "random"
     max_trials: int = Field(16, ge=1)  # over all rounds
-    time_budget_s: float = Field(150.0, gt=0)  # the search and the refit after it
+    time_budget_s: float = Field(140.0, gt=0)  # the search and the refit after it
     stop_on_goal: bool = True
     # Validation must pass the threshold by this much before the loop calls the goal met: a small
     # validation split makes the best of many designs look better than it is. `auto`: for

@@ -1,7 +1,10 @@
 """Diagnosis between rounds: read learning curves, name what went wrong, reshape the next round.
 
 Signals, from one run's per-epoch logs (`loss`, `val_loss`, `goal` = train goal metric,
-`val_goal` = validation goal metric):
+`val_goal` = validation goal metric). Only complete runs are read (not one cut short by the
+time budget); the train side is the goal metric measured on the training rows at the kept
+weights in inference mode, like validation (the running train metric carries dropout and
+augmentation noise):
 
 | diagnosis     | fires when                                                            |
 |---------------|-----------------------------------------------------------------------|
@@ -51,8 +54,11 @@ def _finite(values) -> bool:
     return all(math.isfinite(v) for v in values)
 
 
-def diagnose(curves: dict[str, list[float]], goal: GoalConfig, settings: DiagnosisConfig) -> list[Diagnosis]:
-    """Diagnoses for one run's learning curves (empty when it looks healthy)."""
+def diagnose(curves: dict[str, list[float]], goal: GoalConfig, settings: DiagnosisConfig,
+             train_score: float | None = None) -> list[Diagnosis]:
+    """Diagnoses for one run's learning curves (empty when it looks healthy). `train_score`: the
+    goal metric on the training rows at the kept weights in inference mode (no dropout, no
+    augmentation), measured like validation; without it the running train metric is read."""
     loss, val_loss = curves.get("loss", []), curves.get("val_loss", [])
     for name, values in (("loss", loss), ("val_loss", val_loss)):
         if values and not _finite(values):
@@ -72,21 +78,22 @@ def diagnose(curves: dict[str, list[float]], goal: GoalConfig, settings: Diagnos
     if train and val and len(train) == len(val):
         objective = goal.objective
         best = objective.best_index(val)
-        t, v = train[best], val[best]
+        t, v = (train[best] if train_score is None else train_score), val[best]
         gap = objective.lead(t, v)  # how far train is ahead of validation (relative for errors)
+        train_name = "train" if train_score is None else "train (inference mode)"
         if gap > settings.overfit_gap:
-            found.append(Diagnosis(
-                "overfitting", f"at epoch {best + 1} train {goal.metric} {t:.4f} vs validation {v:.4f} (gap {gap:.3f})"))
+            found.append(Diagnosis("overfitting", f"at epoch {best + 1} {train_name} {goal.metric} {t:.4f} "
+                                                  f"vs validation {v:.4f} (gap {gap:.3f})"))
         if not objective.met(t):
-            found.append(Diagnosis(
-                "underfitting", f"at epoch {best + 1} train {goal.metric} {t:.4f} itself misses the goal {goal.threshold}"))
+            found.append(Diagnosis("underfitting", f"at epoch {best + 1} {train_name} {goal.metric} {t:.4f} "
+                                                   f"itself misses the goal {goal.threshold}"))
     return found
 
 
 def round_diagnoses(best_curves: dict | None, trial_statuses: list[str], goal: GoalConfig,
-                    settings: DiagnosisConfig) -> list[Diagnosis]:
+                    settings: DiagnosisConfig, train_score: float | None = None) -> list[Diagnosis]:
     """A round's diagnoses: its best full-data run's curves, plus divergence if many trials failed."""
-    found = diagnose(best_curves, goal, settings) if best_curves else []
+    found = diagnose(best_curves, goal, settings, train_score) if best_curves else []
     failed = sum(s != "COMPLETED" for s in trial_statuses)
     if trial_statuses and failed / len(trial_statuses) >= settings.failed_share \
             and not any(d.kind == "divergence" for d in found):

@@ -50,6 +50,7 @@ class Candidate:
     cut_short: bool = False  # stopped by the deadline: its curves cannot be diagnosed
     members: list[Candidate] = field(default_factory=list, repr=False)  # an ensemble's
     subset_score: float | None = None  # the same design's score in its subset trial (search fidelity)
+    train_score: float | None = None  # goal metric on training rows, inference mode: what diagnosis reads
 
     @property
     def hyperparameters(self) -> dict:
@@ -87,7 +88,8 @@ def save_candidate(candidate: Candidate, directory: Path) -> None:
     write_json(directory / "candidate.json", {"design": candidate.design.to_dict(), "validation": candidate.validation,
                                               "loss": candidate.loss, "curves": candidate.curves,
                                               "restored_epoch": candidate.restored_epoch,
-                                              "cut_short": candidate.cut_short})
+                                              "cut_short": candidate.cut_short,
+                                              "train_score": candidate.train_score})
     candidate.model.save(directory / "model.keras")
 
 
@@ -98,7 +100,19 @@ def load_candidate(directory: Path, round_no: int) -> Candidate | None:
     saved = read_json(directory / "candidate.json")
     return Candidate(round_no, Design.from_dict(saved["design"]), saved["validation"], saved["curves"],
                      load_model(directory / "model.keras"), saved.get("loss", math.inf),
-                     saved.get("restored_epoch", 0), saved.get("cut_short", False))
+                     saved.get("restored_epoch", 0), saved.get("cut_short", False),
+                     train_score=saved.get("train_score"))
+
+
+TRAIN_SCORE_ROWS = 5000
+
+
+def train_score(model: keras.Model, goal, rows: Rows, seed: int) -> float | None:
+    """The goal metric on (at most TRAIN_SCORE_ROWS of) the training rows, predicted in inference
+    mode like validation: the running train metric carries dropout and augmentation noise."""
+    sample = subsample(rows, min(1.0, TRAIN_SCORE_ROWS / max(1, len(rows))), seed, goal.kind.single_label)
+    value, _ = score_and_loss(model, goal, sample)
+    return value if math.isfinite(value) else None
 
 
 def subsample(rows: Rows, fraction: float, seed: int, stratify: bool) -> Rows:
@@ -141,12 +155,15 @@ class RedesignLoop:
                                    value=lambda c: c.validation if np.isfinite(c.validation) else math.nan,
                                    loss=lambda c: c.loss)
 
-    def run(self, prior: tuple[Candidate, ...] = (), reserve_s: float = 0.0) -> SearchOutcome:
+    def run(self, prior: tuple[Candidate, ...] = (), reserve_s: float = 0.0,
+            budget_started: float | None = None) -> SearchOutcome:
         """Run the rounds. `prior`: designs already trained on all the data (the trained initial
         design, as round 0); they compete with the searched ones and may join an ensemble.
-        `reserve_s`: seconds of the budget kept for what follows the search (the refit)."""
+        `reserve_s`: seconds of the budget kept for what follows the search (the refit);
+        `budget_started`: when the time budget began (default: now)."""
         started = time.monotonic()
-        self.deadline = started + max(0.0, self.search.time_budget_s - reserve_s)
+        begun = started if budget_started is None else budget_started
+        self.deadline = begun + max(0.0, self.search.time_budget_s - reserve_s)
         self.candidates = list(prior)
         self.start = prior[0] if prior else None  # the design the round starts from, trained on all data
         trials_left = self.search.max_trials
@@ -268,7 +285,8 @@ class RedesignLoop:
                             epochs=self.plan.full_epochs, deadline=self.deadline, verbose=0)
         value, loss = score_and_loss(fitted.model, self.cfg.goal, self.splits.validation)
         return Candidate(round_no, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch,
-                         fitted.cut_short)
+                         fitted.cut_short, train_score=train_score(fitted.model, self.cfg.goal, self.splits.train,
+                                                                   self.search.seed))
 
     def average(self, round_no: int, record: RoundRecord) -> None:
         """The average of the `ensemble_size` best single designs so far, scored on validation."""
@@ -292,7 +310,8 @@ class RedesignLoop:
         round_best = self.best(confirmed)
         complete = round_best if round_best is not None and not round_best.cut_short else None
         record.diagnoses = round_diagnoses(complete.curves if complete else None,
-                                           [t.status for t in result.trials], self.cfg.goal, self.search.diagnosis)
+                                           [t.status for t in result.trials], self.cfg.goal, self.search.diagnosis,
+                                           complete.train_score if complete else None)
         if round_best is not None and complete is None:
             self.log(f"redesign: round {round_no}: its best full-data run was cut short by the time budget; "
                      "its curves are not diagnosed")

@@ -74,7 +74,8 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     registered = None
     if tracker.enabled and cfg.tracking.register_model:
         outputs = predicted.drop(columns="file", errors="ignore")  # the signature needs columns and types
-        registered = _register(cfg, registry.serving_example(raw_sample, schema), outputs, out, tracker, test)
+        registered = _register(cfg, registry.serving_example(raw_sample, schema), outputs, out, tracker, test,
+                               registry.test_data_digest(test_rows))
     manifest = {
         "model": str((out / "model.keras").relative_to(paths.root)),
         "schema": str((out / "schema.json").relative_to(paths.root)),
@@ -90,17 +91,16 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     tracker.log_artifact(out, "model")
     print(f"export: {manifest['model']} ({'goal met' if test['goal_met'] else 'goal missed'}); try: {manifest['predict']}")
     if registered:
-        state = f"alias {registry.CHAMPION}" if registered["alias"] else f"tagged {registry.GOAL_MISSED_TAG}"
-        print(f"export: registered {registered['uri']} ({state}); serve: {registered['serve'] or 'no champion yet'}")
+        print(f"export: registered {registered['uri']} ({registry.registration_state(registered)}); serve: {registered['serve'] or 'no champion yet'}")
     return manifest
 
 
 def _register(cfg: PipelineConfig, example: pd.DataFrame, predictions: pd.DataFrame, out: Path, tracker: StageRun,
-              test: dict) -> dict:
+              test: dict, test_data: str) -> dict:
     """Log the raw-rows pyfunc with a signature and input example, register it, set alias or tag."""
     name = registry.model_name(cfg)
     with store_lock(tracking_uri(cfg)):  # parallel experiments register one after another
         info = registry.log_serving_model(tracker.mlflow, out, example, predictions, name)
         return registry.mark_version(tracker.mlflow.MlflowClient(), name, info.registered_model_version,
-                                     test["goal_met"], test["metric"], test["value"])
+                                     test["goal_met"], test["metric"], test["value"], cfg.objective, test_data)
 

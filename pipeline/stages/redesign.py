@@ -24,7 +24,7 @@ from pipeline.models.builder import ensemble_of, layer_table, load_model
 from pipeline.paths import Paths
 from pipeline.prepared import load_splits
 from pipeline.search.records import history_markdown, save_history
-from pipeline.search.rounds import Candidate, RedesignLoop
+from pipeline.search.rounds import Candidate, RedesignLoop, train_score
 from pipeline.tracking import StageRun
 from pipeline.training import refit, score_and_loss
 
@@ -104,7 +104,8 @@ def _trained_run(paths: Paths, cfg: PipelineConfig, initial: Design, trained: di
     _, loss = score_and_loss(model, cfg.goal, splits.validation)
     return Candidate(0, initial, trained["validation"], {c: history[c].tolist() for c in history.columns
                                                           if c != "epoch"}, model, loss,
-                     trained["restored_epoch"], trained["cut_short"])
+                     trained["restored_epoch"], trained["cut_short"],
+                     train_score=train_score(model, cfg.goal, splits.train, cfg.search.seed))
 
 
 def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Path, splits,
@@ -117,7 +118,7 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
         rows = len(splits.train) + len(splits.validation)
         reserve = min(0.4 * cfg.search.time_budget_s, trained["seconds"] * rows / len(splits.train)
                       * trained["restored_epoch"] / max(1, trained["epochs_run"]))
-    outcome = loop.run(prior=(trained_run,) if trained_run else (), reserve_s=reserve)
+    outcome = loop.run(prior=(trained_run,) if trained_run else (), reserve_s=reserve, budget_started=tracker.started)
     pd.DataFrame(outcome.trials).to_csv(out / "trials.csv", index=False)
     save_history(outcome.history, out / "history.json")
     (out / "history.md").write_text(history_markdown(outcome.history, goal.metric, outcome.stop_reason))

@@ -11,6 +11,7 @@ import json
 
 import pandas as pd
 
+from pipeline import registry
 from pipeline.config import PipelineConfig
 from pipeline.designs import Design
 from pipeline.files import read_json, replaced_dir
@@ -170,9 +171,8 @@ def deployment_section(manifest: dict, cfg: PipelineConfig, tracker: StageRun) -
     section.add("<p>Predict on raw rows or files: " + code(manifest["predict"]) + "</p>")
     registered = manifest.get("registered")
     if isinstance(registered, dict):
-        state = ("alias champion" if registered["alias"] else
-                 f"tagged goal_missed (champion: {registered['champion_version'] or 'none'})")
-        section.add(paragraph(f"Registered in MLflow as {registered['uri']}, {state}."))
+        section.add(paragraph(f"Registered in MLflow as {registered['uri']}, "
+                              f"{registry.registration_state(registered)}."))
         if registered["serve"]:
             section.add("<p>Serve the champion: " + code(registered["serve"]) + "</p>")
     else:

@@ -18,7 +18,8 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     splits, schema = load_splits(paths)
     design = Design.load(paths.design / "design.json")
     started = time.monotonic()
-    fitted = fit_design(design, schema, splits, cfg.train, cfg.goal, deadline=started + cfg.train.time_budget_s)
+    fitted = fit_design(design, schema, splits, cfg.train, cfg.goal,
+                        deadline=tracker.started + cfg.train.time_budget_s)
     model = fitted.model
     paths.train.mkdir(parents=True, exist_ok=True)
     model.save(paths.train / "model.keras")
