@@ -37,6 +37,7 @@ from pipeline.prepared import Rows, Splits  # noqa: E402
 from pipeline.search.rounds import Candidate, RedesignLoop  # noqa: E402
 from pipeline.search.space import DesignHyperModel  # noqa: E402
 from pipeline.search.tuner import run_tuner  # noqa: E402
+from pipeline.search.watch import TrackedSearch  # noqa: E402
 from pipeline.splitting import split_indices  # noqa: E402
 from pipeline.tracking import stage_run  # noqa: E402
 from pipeline.training import GOAL_LOG_KEY, fit_design, score_and_loss  # noqa: E402
@@ -65,9 +66,7 @@ def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
         trained = Candidate(0, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch)
         print(f"  trained initial design ({design.family}): validation {value:.4f} "
               f"in {time.perf_counter() - started:.1f} s")
-        loop = RedesignLoop(cfg, schema, splits, design, scratch / "rounds",
-                            on_trial=lambda r, f, rec: tracker.log_child(f"t{r}-{rec.trial_id}", rec.hyperparameters,
-                                                                         {"status": rec.status}, rec.curves, {}),
+        loop = RedesignLoop(cfg, schema, splits, design, scratch / "rounds", watch=TrackedSearch(tracker),
                             log=lambda *_: None)
         outcome = loop.run(prior=(trained,))
         wall = time.perf_counter() - started
@@ -96,13 +95,13 @@ def overhead(cfg, schema, splits, design, scratch: Path) -> None:
     # Same sequence as plain RandomSearch: no initial-design seeding for this comparison.
     keras.utils.set_random_seed(0)
     with stage_run(cfg, "redesign") as tracker:
+        watch = TrackedSearch(tracker)  # trials logged live to MLflow, as the redesign stage does
         started = time.perf_counter()
         result = run_tuner(
             cfg, hypermodel(), splits.train, splits.validation, scratch / "pipeline", OVERHEAD_TRIALS,
             deadline=time.monotonic() + 3600, seed=cfg.search.seed, start_at_defaults=False,
-            on_trial_end=lambda rec: tracker.log_child(f"trial-{rec.trial_id}", rec.hyperparameters,
-                                                       {"status": rec.status}, rec.curves,
-                                                       {"val_goal_best": rec.score, "seconds": rec.seconds}))
+            on_trial_begin=lambda trial_id: watch.trial_started(1, 1.0, trial_id),
+            on_trial_end=lambda record: watch.trial_ended(1, 1.0, record))
         pipeline_wall = time.perf_counter() - started
 
     keras.utils.set_random_seed(0)

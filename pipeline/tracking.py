@@ -3,7 +3,11 @@
 DVC runs each stage in its own process, so the parent run is found again by a tag: the hash
 of the validated config, with `pipeline_state = open` until the last stage closes it. A repro
 with the same config after a finished one starts a new parent run; one that stopped half-way
-continues its open run. Trials of the redesign search are nested runs under it.
+continues its open run. The initial training, every search trial and every full-data run log
+their epoch metrics as each epoch ends, under the same names (Keras' own: `loss`, `val_loss`,
+`val_goal`, ...) and steps (the epoch, from 1), so they chart together; trials and full-data
+runs are nested runs under the parent. Every run is tagged with the git commit and the DVC
+experiment, and samples system metrics (CPU, memory; GPU where MLflow can read it).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +24,7 @@ from pipeline.config import PipelineConfig
 
 STATE_TAG = "pipeline_state"
 HASH_TAG = "pipeline_config_hash"
+SYSTEM_METRICS_INTERVAL_S = 5.0
 
 
 def repo_root() -> Path:
@@ -93,37 +99,78 @@ class StageRun:
             else:
                 self.mlflow.log_artifact(str(path), artifact_path or self.stage)
 
+    def log_input(self, dataset, context: str) -> None:
+        """An `mlflow.data` dataset (source, digest, rows, schema) as an input of the run."""
+        if self.enabled:
+            self.mlflow.log_input(dataset, context=context)
+
     def close_pipeline(self, status_tag: str) -> None:
         """Mark the pipeline run finished: the next run with this config starts a new one."""
         self.set_tags({STATE_TAG: "closed", "pipeline_end": status_tag})
 
-    def log_child(self, run_name: str, params: dict, tags: dict, curves: dict[str, list[float]],
-                  values: dict[str, float]) -> None:
-        """One nested run (e.g. a search trial) written in a single batch: params, tags, curves."""
+    def log_epoch(self, step: int, logs: dict) -> None:
+        """One epoch's metrics under Keras' names, as the epoch ends (step: the epoch, from 1)."""
+        if self.enabled:
+            self.mlflow.log_metrics({k: float(v) for k, v in logs.items() if _finite(v)}, step=step)
+
+    def start_child(self, run_name: str, tags: dict) -> LiveRun | None:
+        """A nested run that is written while it trains (None when tracking is off)."""
         if not self.enabled:
-            return
+            return None
+        parent = self.mlflow.active_run()
+        client = self.mlflow.MlflowClient()
+        run = client.create_run(parent.info.experiment_id, run_name=run_name,
+                                tags={"mlflow.parentRunId": parent.info.run_id, **run_tags(),
+                                      **{k: str(v)[:5000] for k, v in tags.items()}})
+        return LiveRun(client, run.info.run_id)
+
+
+class LiveRun:
+    """A nested run written as it goes: each epoch's metrics when the epoch ends, then the run's
+    parameters, tags and final values when it finishes."""
+
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_epoch(self, step: int, logs: dict) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step)
+                                                    for k, v in logs.items() if _finite(v)])
+
+    def finish(self, params: dict, tags: dict, values: dict[str, float], status: str = "FINISHED") -> None:
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        metrics = [Metric(name, float(v), now, step) for name, series in curves.items()
-                   for step, v in enumerate(series) if _finite(v)]
-        metrics += [Metric(name, float(v), now, 0) for name, v in values.items() if _finite(v)]
-        with self.nested(run_name) as mlflow:
-            self.mlflow.MlflowClient().log_batch(
-                mlflow.active_run().info.run_id, metrics=metrics,
-                params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-                tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()],
-            )
+        self.client.log_batch(
+            self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items() if _finite(v)],
+            params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+            tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+        self.client.set_terminated(self.run_id, status)
 
-    @contextmanager
-    def nested(self, run_name: str):
-        """A child run (e.g. one search trial); yields the mlflow module, or None when off."""
-        if not self.enabled:
-            yield None
-            return
-        experiment_id = self.mlflow.active_run().info.experiment_id
-        with self.mlflow.start_run(run_name=run_name, nested=True, experiment_id=experiment_id):
-            yield self.mlflow
+
+def git_commit() -> str | None:
+    """The commit the code ran from: DVC's experiment baseline, else the repo's HEAD."""
+    if os.environ.get("DVC_EXP_BASELINE_REV"):
+        return os.environ["DVC_EXP_BASELINE_REV"]
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def run_tags() -> dict[str, str]:
+    """What joins an MLflow run to the code and the DVC experiment that made it."""
+    tags = {}
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
 
 
 def _experiment_id(mlflow, cfg: PipelineConfig) -> str:
@@ -168,6 +215,9 @@ def stage_run(cfg: PipelineConfig, stage: str, started: float | None = None):
 
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
+    if cfg.tracking.system_metrics:
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
+        mlflow.set_system_metrics_samples_before_logging(1)
     key = config_hash(cfg)
     with store_lock(uri):
         experiment_id = _experiment_id(mlflow, cfg)
@@ -177,17 +227,18 @@ def stage_run(cfg: PipelineConfig, stage: str, started: float | None = None):
             order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
         )
         if existing:
-            run = mlflow.start_run(run_id=existing[0].info.run_id)
+            run = mlflow.start_run(run_id=existing[0].info.run_id, log_system_metrics=cfg.tracking.system_metrics)
         else:
             run = mlflow.start_run(
                 experiment_id=experiment_id,
                 run_name=f"{cfg.data.source}-{cfg.goal.metric}-{key[:6]}",
                 tags={HASH_TAG: key, STATE_TAG: "open", "data": cfg.data.source, "task": cfg.goal.task},
+                log_system_metrics=cfg.tracking.system_metrics,
             )
             mlflow.log_params(flatten(cfg.model_dump(mode="json")))
     try:
         with run:
-            mlflow.set_tag(f"stage.{stage}", "running")
+            mlflow.set_tags({f"stage.{stage}": "running", **run_tags()})
             yield StageRun(mlflow, stage, started)
             mlflow.set_tag(f"stage.{stage}", "done")
     finally:

@@ -66,6 +66,21 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EpochLog(keras.callbacks.Callback):
+    """Hands each finished epoch's logs to `log(epoch, logs)` (epoch from 1), e.g. to MLflow live.
+
+    Put it after the callbacks that add to the logs (the goal metric). `log` is a plain function
+    or a bound method; KerasTuner deep-copies a search's callbacks, and a function is copied as is.
+    """
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.log(epoch + 1, dict(logs or {}))
+
+
 def monitored(goal: GoalConfig, monitor: str) -> tuple[str, str]:
     """(log key, mode) that early stopping and the plateau schedule watch."""
     return ("val_loss", "min") if monitor == "loss" else (GOAL_LOG_KEY, goal.objective.direction)
@@ -149,11 +164,12 @@ class Fitted:
 
 
 def fit_design(design: Design, schema, splits: Splits, train: TrainConfig, goal: GoalConfig, *,
-               epochs: int | None = None, deadline: float | None = None, verbose: int | None = None) -> Fitted:
+               epochs: int | None = None, deadline: float | None = None, verbose: int | None = None,
+               on_epoch=None) -> Fitted:
     """Build, compile and fit `design` on the train split, as the `train` section says.
 
     `epochs` (default `train.epochs`), `deadline` and `verbose` (default `train.verbose`) override
-    the section for search runs.
+    the section for search runs; `on_epoch(epoch, logs)` sees each epoch's logs as it ends.
     """
     from pipeline.models.builder import build_model
 
@@ -169,7 +185,8 @@ def fit_design(design: Design, schema, splits: Splits, train: TrainConfig, goal:
     history = inputs.fit(
         view, splits.train.x, task.training_targets(splits.train.y, prep), hp["batch_size"],
         validation_data=(splits.validation.x, task.training_targets(splits.validation.y, prep)), epochs=epochs,
-        seed=train.seed, callbacks=callbacks + schedule_callbacks(hp, goal, patience, train.early_stopping_monitor),
+        seed=train.seed, callbacks=callbacks + schedule_callbacks(hp, goal, patience, train.early_stopping_monitor)
+        + ([EpochLog(on_epoch)] if on_epoch else []),
         verbose=train.verbose if verbose is None else verbose,
     )
     stopping = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))

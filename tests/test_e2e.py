@@ -43,6 +43,10 @@ def test_dvc_repro_end_to_end(repo):
     test = json.loads((repo / "metrics" / "test.json").read_text())
     assert test["metric"] == "accuracy" and test["threshold"] == 1.0 and test["goal_met"] is False
     assert test["margin"] == pytest.approx(test["value"] - 1.0)
+    # the one metrics file DVC lists: the goal metric first, the MLflow run beside it
+    shown = json.loads((repo / "metrics" / "summary.json").read_text())
+    assert list(shown)[:2] == ["accuracy", "goal_met"] and shown["accuracy"] == test["value"]
+    assert shown["trials"] == 2 and shown["params"] > 0 and re.fullmatch(r"[0-9a-f]{32}", shown["mlflow_run"])
     summary = json.loads((repo / "artifacts" / "redesign" / "summary.json").read_text())
     assert summary["searched"] and summary["trials"] == 2
     # error analysis of digits: a gallery of the worst test images, and every DVC plot file present
@@ -70,6 +74,18 @@ def test_dvc_repro_end_to_end(repo):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     trials = [r for r in children if r.data.tags["kind"] == "redesign-trial"]
     assert len(trials) == 2 and all("learning_rate" in t.data.params for t in trials)
+    # every run's epoch curves under the same names and steps (from 1), written as each epoch ended
+    for run_id in (parent.info.run_id, trials[0].info.run_id):
+        assert [m.step for m in client.get_metric_history(run_id, "val_goal")][0] == 1
+    # joined to the code and the data: git commit, the data set as an input, system metrics sampled
+    assert re.fullmatch(r"[0-9a-f]{40}", parent.data.tags["mlflow.source.git.commit"])
+    (dataset,) = [d.dataset for d in parent.inputs.dataset_inputs]
+    assert dataset.name == "digits" and dataset.digest and '"features_shape": [1797, 8, 8, 1]' in dataset.profile
+    assert dataset.schema and dataset.source_type == "code"
+    assert any(name.startswith("system/cpu_utilization") for name in parent.data.metrics)
+    # the exported design's hyperparameters, beside the initial design's
+    assert parent.data.params["redesign.chosen.origin"] in ("trained", "search", "ensemble")
+    assert parent.data.params["redesign.chosen.family"] and parent.data.params["design.family"] == "cnn"
     assert all(t.data.tags["round"] == "1" and float(t.data.tags["data_fraction"]) < 1 for t in trials)
     full = [r for r in children if r.data.tags["kind"] == "redesign-full-training"]
     assert len(full) == 1 and full[0].data.tags["data_fraction"] == "1.0"
@@ -108,13 +124,19 @@ def test_a_changed_key_reruns_only_the_stages_that_read_it(repo):
 
 
 def test_dvc_exp_run_composes_hydra_overrides(repo):
-    out = run(["dvc", "exp", "run", "-S", "data=wine", "-S", "goal.threshold=0.5", *[f"-S{o}" for o in TINY_E2E]],
-              repo).stdout
+    # wine's 120 training rows need more than two epochs to beat always predicting the majority class
+    longer = [o for o in TINY_E2E if not o.startswith(("train.epochs=", "search.max_epochs="))]
+    out = run(["dvc", "exp", "run", "-S", "data=wine", "-S", "goal.threshold=0.5", "-S", "train.epochs=20",
+               "-S", "search.max_epochs=10", *[f"-S{o}" for o in longer]], repo).stdout
     assert "Running stage 'prepare'" in out
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["data"]["source"] == "wine" and params["goal"]["task"] == "multiclass"
-    assert params["train"]["epochs"] == 2
+    assert params["train"]["epochs"] == 20
     schema = json.loads((repo / "artifacts" / "prepared" / "schema.json").read_text())
     assert schema["source"] == "wine"
     shown = run(["dvc", "exp", "show", "--json"], repo).stdout
     assert "goal_met" in shown
+    # one small metrics file: a default `dvc exp show` fits a wide terminal
+    latest = json.loads(shown)[0]["data"]  # the workspace: the experiment just run
+    assert list(latest["metrics"]) == ["metrics/summary.json"]
+    assert len(latest["metrics"]["metrics/summary.json"]["data"]) <= 10

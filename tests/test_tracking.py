@@ -26,8 +26,9 @@ def test_stages_share_one_parent_run_until_it_is_closed(store):
         run.log_metrics({"a": 1.0})
     with stage_run(cfg, "redesign") as run:
         assert run.run_id == first
-        with run.nested("trial-0") as child:
-            child.log_metric("val_goal", 0.5)
+        child = run.start_child("trial-0", {"kind": "redesign-trial"})
+        child.log_epoch(1, {"val_goal": 0.5})
+        child.finish({}, {}, {})
         run.close_pipeline("goal met")
     with stage_run(cfg, "goal") as run:
         assert run.run_id != first
@@ -53,15 +54,37 @@ def test_tracking_off_logs_nothing(store, tmp_path):
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_log_child_writes_one_nested_run_with_curves(store):
+def test_a_child_run_is_written_live_epoch_by_epoch_under_keras_names(store):
+    import time
+
+    import keras
+    import numpy as np
+
+    from pipeline.training import EpochLog
+
     with stage_run(make_config("data=wine"), "redesign") as run:
-        run.log_child("trial-3", {"learning_rate": 0.01}, {"status": "COMPLETED", "round": 2},
-                      {"val_goal": [0.5, 0.7, float("nan")]}, {"seconds": 1.5, "val_goal_best": None})
         parent = run.run_id
+        child = run.start_child("round2-trial-3", {"kind": "redesign-trial", "round": 2})
+
+        class Slow(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                time.sleep(0.05)
+
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        model.fit(np.ones((8, 3)), np.zeros(8), epochs=3, verbose=0, callbacks=[Slow(), EpochLog(child.log_epoch)])
+        child.finish({"learning_rate": 0.01}, {"status": "COMPLETED"}, {"seconds": 1.5, "val_goal_best": None})
+        run.log_epoch(1, {"loss": 0.3, "val_goal": float("nan")})
     client = mlflow.MlflowClient(store)
-    child = client.search_runs([client.get_run(parent).info.experiment_id],
-                               f"tags.`mlflow.parentRunId` = '{parent}'")[0]
-    assert child.data.params["learning_rate"] == "0.01" and child.data.tags["round"] == "2"
-    history = client.get_metric_history(child.info.run_id, "val_goal")
-    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.7)]
-    assert child.data.metrics["seconds"] == 1.5 and "val_goal_best" not in child.data.metrics
+    found = client.search_runs([client.get_run(parent).info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert len(found) == 1
+    trial = found[0]
+    assert trial.info.status == "FINISHED" and trial.data.params["learning_rate"] == "0.01"
+    assert trial.data.tags["round"] == "2" and trial.data.tags["mlflow.source.git.commit"]
+    history = client.get_metric_history(trial.info.run_id, "loss")
+    # one point per epoch, steps from 1 like the parent's curves, each written when its epoch ended
+    assert [m.step for m in history] == [1, 2, 3]
+    assert history[-1].timestamp - history[0].timestamp >= 80
+    assert trial.data.metrics["seconds"] == 1.5 and "val_goal_best" not in trial.data.metrics
+    parent_run = client.get_run(parent)
+    assert parent_run.data.metrics["loss"] == 0.3 and "val_goal" not in parent_run.data.metrics

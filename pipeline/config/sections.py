@@ -346,6 +346,8 @@ class TrackingConfig(Strict):
     # name; null: "automl-<data.source>". Alias `champion` only when the goal is met.
     register_model: bool = True
     model_name: str | None = None
+    # CPU, memory (and GPU where MLflow can read it) sampled every 5 s into the pipeline's run
+    system_metrics: bool = True
 
     URI_SCHEMES: ClassVar[tuple[str, ...]] = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql",
                                               "databricks")

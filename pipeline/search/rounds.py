@@ -33,6 +33,7 @@ from pipeline.search.diagnosis import RoundPlan, adjust, round_diagnoses
 from pipeline.search.records import FullRun, RoundRecord, TrialRecord
 from pipeline.search.space import DesignHyperModel
 from pipeline.search.tuner import RoundResult, run_tuner
+from pipeline.search.watch import SearchWatch
 from pipeline.training import fit_design, score_and_loss
 
 
@@ -129,12 +130,15 @@ def subsample(rows: Rows, fraction: float, seed: int, stratify: bool) -> Rows:
 
 
 class RedesignLoop:
-    """The rounds of one search. Hooks: `on_trial(round, fraction, TrialRecord)`, `on_candidate(Candidate)`."""
+    """The rounds of one search; `watch` hears of each trial and full-data run as it starts and
+    ends, `log` gets one progress line for each."""
 
     def __init__(self, cfg: PipelineConfig, schema: Schema, splits: Splits, initial: Design, directory: Path,
-                 on_trial=None, on_candidate=None, log=print):
+                 watch: SearchWatch | None = None, log=print):
         self.cfg, self.schema, self.splits, self.initial, self.directory = cfg, schema, splits, initial, directory
-        self.on_trial, self.on_candidate, self.log = on_trial, on_candidate, log
+        self.watch, self.log = watch or SearchWatch(), log
+        self.begun = time.monotonic()
+        self.deadline = self.begun + cfg.search.time_budget_s
         self.search, self.objective = cfg.search, cfg.objective
         self.margin = self.objective.stop_margin(self.search.goal_margin, len(splits.validation))
         self.subset = subsample(splits.train, self.search.subset_fraction, self.search.seed, schema.task.single_label)
@@ -162,8 +166,8 @@ class RedesignLoop:
         `reserve_s`: seconds of the budget kept for what follows the search (the refit);
         `budget_started`: when the time budget began (default: now)."""
         started = time.monotonic()
-        begun = started if budget_started is None else budget_started
-        self.deadline = begun + max(0.0, self.search.time_budget_s - reserve_s)
+        self.begun = started if budget_started is None else budget_started
+        self.deadline = self.begun + max(0.0, self.search.time_budget_s - reserve_s)
         self.candidates = list(prior)
         self.start = prior[0] if prior else None  # the design the round starts from, trained on all data
         trials_left = self.search.max_trials
@@ -213,21 +217,36 @@ class RedesignLoop:
             pairs.append((first.score, self.start.validation))
         return rank_correlation(pairs), len(pairs)
 
+    def progress(self) -> str:
+        """Where the search stands: time used and left of its budget, the best full-data design so far."""
+        now = time.monotonic()
+        used, left = now - self.begun, max(0.0, self.deadline - now)
+        best = self.best()
+        shown = (f"best so far: {best.design.family} (round {best.round}) validation {best.validation:.4f}"
+                 if best is not None else "no full-data design yet")
+        return f"{used:.0f} s of {self.search.time_budget_s:.0f} s used, {left:.0f} s left; {shown}"
+
     def search_subset(self, round_no: int, hypermodel: DesignHyperModel, max_trials: int) -> RoundResult:
         """KerasTuner on the subset, from the round's starting design."""
+        finished: list[TrialRecord] = []
+
         def record_trial(record: TrialRecord):
+            finished.append(record)
             shown = ", ".join(f"{k}={v}" for k, v in record.values.items())
             score = "-" if record.score is None else f"{record.score:.4f}"
-            self.log(f"redesign: round {round_no} trial {record.trial_id} [{record.status}] {self.cfg.goal.metric}="
-                     f"{score} on {self.fraction:.0%} of train in {record.seconds} s: {shown}"
-                     + (f" ({record.message})" if record.message else ""))
-            if self.on_trial:
-                self.on_trial(round_no, self.fraction, record)
+            round_best = self.objective.best([r.score for r in finished if r.score is not None], value=float)
+            self.log(f"redesign: trial {len(self.trials) + len(finished)}/{self.search.max_trials} (round {round_no}) "
+                     f"[{record.status}] {self.cfg.goal.metric}={score} on {self.fraction:.0%} of train in "
+                     f"{record.seconds} s" + (f" ({record.message})" if record.message else "")
+                     + (f"; round's best trial {round_best:.4f}" if round_best is not None else "")
+                     + f" | {self.progress()} | {shown}")
+            self.watch.trial_ended(round_no, self.fraction, record)
 
         result = run_tuner(self.cfg, hypermodel, self.subset, self.splits.validation,
                            self.directory / f"round_{round_no}", max_trials=max_trials, deadline=self.deadline,
                            seed=self.search.seed + round_no - 1, top_k=self.search.top_k, on_trial_end=record_trial,
-                           margin=self.margin)
+                           margin=self.margin,
+                           on_trial_begin=lambda trial_id: self.watch.trial_started(round_no, self.fraction, trial_id))
         self.trials += [r.row(round_no, self.fraction) for r in result.trials]
         resumed = sum(r.resumed for r in result.trials)
         if resumed:
@@ -255,15 +274,17 @@ class RedesignLoop:
             record.full_runs.append(FullRun(candidate.hyperparameters, candidate.validation, candidate.loss,
                                             len(candidate.curves.get("loss", [])), candidate.restored_epoch,
                                             candidate.cut_short, "FAILED" if failure else "COMPLETED", failure))
-            self.log(f"redesign: round {round_no} full-data run of its #{rank + 1} design: "
-                     f"validation {self.cfg.goal.metric} {candidate.validation:.4f}"
-                     + (f" [FAILED: {failure}]" if failure else ""))
-            if failure:
-                continue
-            confirmed.append(candidate)
-            self.candidates.append(candidate)
-            if self.on_candidate and fresh:  # a reloaded run was reported by the run that trained it
-                self.on_candidate(candidate)
+            if fresh:  # a reloaded run was reported by the run that trained it
+                self.watch.full_run_ended(round_no, candidate.design, candidate.validation, failure)
+            if not failure:
+                confirmed.append(candidate)
+                self.candidates.append(candidate)
+            epochs = len(candidate.curves.get("loss", []))
+            self.log(f"redesign: full-data run {rank + 1}/{len(result.best)} (round {round_no}, "
+                     f"{candidate.design.family}): validation {self.cfg.goal.metric} {candidate.validation:.4f}, "
+                     f"{epochs} epochs, weights of epoch {candidate.restored_epoch} kept"
+                     + (", cut short by the budget" if candidate.cut_short else "")
+                     + (f" [FAILED: {failure}]" if failure else "") + f" | {self.progress()}")
         round_best = self.best(confirmed)
         record.best_validation = round_best.validation if round_best else None
         return confirmed
@@ -282,7 +303,8 @@ class RedesignLoop:
     def train_on_all(self, design: Design, round_no: int) -> Candidate:
         """Train one searched design on the whole training split and score it on validation."""
         fitted = fit_design(design, self.schema, self.splits, self.cfg.train, self.cfg.goal,
-                            epochs=self.plan.full_epochs, deadline=self.deadline, verbose=0)
+                            epochs=self.plan.full_epochs, deadline=self.deadline, verbose=0,
+                            on_epoch=self.watch.full_run_started(round_no, design))
         value, loss = score_and_loss(fitted.model, self.cfg.goal, self.splits.validation)
         return Candidate(round_no, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch,
                          fitted.cut_short, train_score=train_score(fitted.model, self.cfg.goal, self.splits.train,

@@ -20,7 +20,7 @@ from pipeline.config import PipelineConfig
 from pipeline.objective import Objective
 from pipeline.search.records import TrialRecord
 from pipeline.search.space import DesignHyperModel
-from pipeline.training import GOAL_LOG_KEY, training_callbacks
+from pipeline.training import GOAL_LOG_KEY, EpochLog, training_callbacks
 
 FINISHED = ("COMPLETED", "FAILED", "INVALID")
 
@@ -121,15 +121,18 @@ class DesignTuner(kt.Tuner):
     """KerasTuner's Tuner with what the redesign adds: trial records with their time, diverged
     runs FAILED, and Hyperband's per-trial epoch budget (each trial trains from scratch)."""
 
-    def __init__(self, oracle, hypermodel: DesignHyperModel, on_trial_end=None, **kwargs):
+    def __init__(self, oracle, hypermodel: DesignHyperModel, on_trial_begin=None, on_trial_end=None, **kwargs):
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self.records: list[TrialRecord] = []
         self._started: dict[str, float] = {}
-        self._on_trial_end = on_trial_end
+        self._on_trial_begin, self._on_trial_end = on_trial_begin, on_trial_end
 
     def run_trial(self, trial, *args, **kwargs):
         if "tuner/epochs" in trial.hyperparameters.values:
             kwargs["epochs"] = trial.hyperparameters.values["tuner/epochs"]
+        epoch_logger = self._on_trial_begin(trial.trial_id) if self._on_trial_begin else None
+        if epoch_logger is not None:
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), EpochLog(epoch_logger)]
         histories = super().run_trial(trial, *args, **kwargs)
         for history in histories if isinstance(histories, list) else [histories]:
             diverged_at = first_non_finite(history.history.get("loss", []))
@@ -169,10 +172,11 @@ class RoundResult:
 
 def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train, validation, directory: Path,
               max_trials: int, deadline: float, seed: int, top_k: int = 1, on_trial_end=None,
-              margin: float = 0.0, start_at_defaults: bool = True) -> RoundResult:
+              margin: float = 0.0, start_at_defaults: bool = True, on_trial_begin=None) -> RoundResult:
     """Search with KerasTuner on `train` rows, scored on `validation` rows.
 
-    `on_trial_end(TrialRecord)` is called after every trial; `start_at_defaults=False` lets the
+    `on_trial_begin(trial_id)` is called as a trial starts and may return an epoch logger
+    `(epoch, logs) -> None`; `on_trial_end(TrialRecord)` is called after every trial; `start_at_defaults=False` lets the
     oracle draw its first trial as it would alone (for comparisons with plain KerasTuner).
     """
     search = cfg.search
@@ -188,7 +192,8 @@ def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train, validati
     oracle = ORACLES[search.tuner](**oracle_kwargs)
     # overwrite=False: an existing project (same search, interrupted) is reloaded; its finished
     # trials count and are not rerun, and the trial that was running is run again.
-    tuner = DesignTuner(oracle, hypermodel, on_trial_end=on_trial_end, directory=str(directory),
+    tuner = DesignTuner(oracle, hypermodel, on_trial_begin=on_trial_begin, on_trial_end=on_trial_end,
+                        directory=str(directory),
                         project_name="search", overwrite=False)
     callbacks = training_callbacks(cfg.goal, validation, cfg.train.early_stopping_patience, deadline, train=train,
                                    monitor=cfg.train.early_stopping_monitor, preprocessing=hypermodel.preprocessing)

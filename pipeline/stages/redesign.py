@@ -25,6 +25,7 @@ from pipeline.paths import Paths
 from pipeline.prepared import load_splits
 from pipeline.search.records import history_markdown, save_history
 from pipeline.search.rounds import Candidate, RedesignLoop, train_score
+from pipeline.search.watch import TrackedSearch
 from pipeline.tracking import StageRun
 from pipeline.training import refit, score_and_loss
 
@@ -65,8 +66,7 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
     margin = objective.stop_margin(cfg.search.goal_margin, len(splits.validation))
     summary["stop_margin"] = margin
     trained_run = _trained_run(paths, cfg, initial, trained, splits)
-    loop = RedesignLoop(cfg, schema, splits, initial, search_state(cfg, paths), on_trial=_trial_logger(tracker),
-                        on_candidate=_candidate_logger(tracker))
+    loop = RedesignLoop(cfg, schema, splits, initial, search_state(cfg, paths), watch=TrackedSearch(tracker))
     failure = loop.failure(trained_run)
     if failure:
         summary["trained_failure"] = failure
@@ -94,7 +94,17 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
     write_json(out / "summary.json", summary)
     tracker.log_metrics({"validation": summary["validation"], "trials": summary["trials"]})
     tracker.set_tags({"redesign.chosen": summary["chosen"], "redesign.reason": summary["reason"]})
+    tracker.log_params({"chosen": chosen_params(chosen.design, summary["chosen"])})
     return summary
+
+
+def chosen_params(design: Design, origin: str) -> dict:
+    """The exported design's hyperparameters, and where it came from (the design stage logs the initial one's)."""
+    params = {"origin": origin, "family": design.family}
+    if design.is_ensemble:
+        params["members"] = ", ".join(member.family for member in design.members)
+        return params
+    return {**params, **design.hyperparameters}
 
 
 def _trained_run(paths: Paths, cfg: PipelineConfig, initial: Design, trained: dict, splits) -> Candidate:
@@ -137,7 +147,8 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
         raise DesignError(f"redesign: no design learned anything usable: the trained initial design "
                           f"{'failed' if trained_run is None else 'was not better'}, and {failed} searched design(s) "
                           "diverged or did no better than always predicting the training prior (see the lines above); "
-                          "check the data and targets, or lower train.learning_rate")
+                          "check the data and targets, train longer (train.epochs, search.max_epochs) "
+                          "or lower train.learning_rate")
     ensembles = [c for c in outcome.candidates if c.design.is_ensemble]
     if ensembles:
         facts["ensemble_validation"] = loop.best(ensembles).validation
@@ -191,24 +202,3 @@ def search_state(cfg: PipelineConfig, paths: Paths) -> Path:
         print(f"redesign: resuming the search saved in {state}")
     write_json(marker, fingerprint)
     return state
-
-
-def _trial_logger(tracker: StageRun):
-    def log(round_no: int, fraction: float, record) -> None:
-        tracker.log_child(
-            f"round{round_no}-trial-{record.trial_id}", record.hyperparameters,
-            {"kind": "redesign-trial", "status": record.status, "round": round_no,
-             "data_fraction": round(fraction, 4), "message": record.message},
-            record.curves, {"val_goal_best": record.score, "seconds": record.seconds},
-        )
-    return log
-
-
-def _candidate_logger(tracker: StageRun):
-    def log(candidate: Candidate) -> None:
-        tracker.log_child(
-            f"round{candidate.round}-full-data", candidate.hyperparameters,
-            {"kind": "redesign-full-training", "round": candidate.round, "data_fraction": 1.0},
-            candidate.curves, {"val_goal_best": candidate.validation},
-        )
-    return log

@@ -14,7 +14,7 @@ import pandas as pd
 from pipeline import registry
 from pipeline.config import PipelineConfig
 from pipeline.designs import Design
-from pipeline.files import read_json, replaced_dir
+from pipeline.files import read_json, replaced_dir, write_json
 from pipeline.objective import Objective
 from pipeline.paths import Paths
 from pipeline.plots import curves_png
@@ -48,10 +48,32 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         page = render(title, verdict_header(test, cfg.data.source, cfg.goal.task), sections, footer)
         (out / "index.html").write_text(page, encoding="utf-8")
     report, pictures = paths.reports / "index.html", page.count("<img ")
+    write_json(paths.metrics / "summary.json", experiment_summary(cfg, paths, test, tracker))
     tracker.log_artifact(paths.reports, "report")
     tracker.close_pipeline("goal met" if test["goal_met"] else "goal missed")
     print(f"report: {report} ({len(page) // 1024} KiB, {pictures} pictures embedded)")
     return {"path": str(report), "bytes": len(page), "pictures": pictures}
+
+
+def experiment_summary(cfg: PipelineConfig, paths: Paths, test: dict, tracker: StageRun) -> dict:
+    """The one small metrics file `dvc exp show` lists per experiment, the goal metric first."""
+    train = read_json(paths.metrics / "train.json")
+    chosen = read_json(paths.redesign / "summary.json")
+    interval = test.get("interval_95") or {}
+    seconds = train["seconds"] + chosen.get("search_seconds", 0.0) + (chosen.get("refit") or {}).get("seconds", 0.0)
+    summary = {
+        cfg.goal.metric: test["value"],
+        "goal_met": test["goal_met"],
+        "interval_low": interval.get("low"),
+        "interval_high": interval.get("high"),
+        "chosen": chosen["design"],
+        "params": sum(layer["params"] for layer in read_json(paths.redesign / "layers.json")),
+        "trials": chosen["trials"],
+        "training_seconds": round(seconds, 1),
+    }
+    if tracker.enabled:
+        summary["mlflow_run"] = tracker.run_id
+    return summary
 
 
 def data_section(paths: Paths, schema: Schema) -> Section:

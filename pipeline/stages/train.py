@@ -19,7 +19,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     design = Design.load(paths.design / "design.json")
     started = time.monotonic()
     fitted = fit_design(design, schema, splits, cfg.train, cfg.goal,
-                        deadline=tracker.started + cfg.train.time_budget_s)
+                        deadline=tracker.started + cfg.train.time_budget_s, on_epoch=tracker.log_epoch)
     model = fitted.model
     paths.train.mkdir(parents=True, exist_ok=True)
     model.save(paths.train / "model.keras")
@@ -39,8 +39,6 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         "backend": keras.backend.backend(),
     }
     write_json(paths.metrics / "train.json", result)
-    for _, row in frame.iterrows():
-        tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
     tracker.log_metrics({f"final_{k}": result[k] for k in ("train", "validation", "seconds")})
     tracker.log_artifact(paths.train / "history.csv")
     print(f"train: validation {cfg.goal.metric} {val_value:.4f} after {result['epochs_run']} epochs, weights of epoch "
