@@ -23,6 +23,40 @@ def confusion_png(matrix: np.ndarray, classes: list[str], path: Path, title: str
     plt.close(fig)
 
 
+def roc_pr_curves(y_true: np.ndarray, scores: np.ndarray) -> tuple[dict, dict]:
+    """ROC and precision-recall points for a binary score, or micro-averaged over classes
+    (one-vs-rest) for class probabilities: ({fpr, tpr, auc}, {recall, precision, average_precision})."""
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+    from sklearn.preprocessing import label_binarize
+
+    scores = np.asarray(scores, dtype="float64")
+    if scores.ndim == 2 and scores.shape[1] > 1:
+        truth = label_binarize(y_true, classes=np.arange(scores.shape[1])).ravel()
+        scores = scores.ravel()
+    else:
+        truth, scores = np.asarray(y_true).ravel(), scores.ravel()
+    fpr, tpr, _ = roc_curve(truth, scores)
+    precision, recall, _ = precision_recall_curve(truth, scores)
+    return ({"fpr": fpr, "tpr": tpr, "auc": float(auc(fpr, tpr))},
+            {"recall": recall, "precision": precision, "average_precision": float(average_precision_score(truth, scores))})
+
+
+def roc_pr_png(roc: dict, pr: dict, path: Path, title: str) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(roc["fpr"], roc["tpr"], label=f"AUC {roc['auc']:.4f}")
+    left.plot([0, 1], [0, 1], color="grey", linestyle="--")
+    left.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    right.plot(pr["recall"], pr["precision"], label=f"average precision {pr['average_precision']:.4f}")
+    right.set(xlabel="recall", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
+    for ax in (left, right):
+        ax.legend(loc="lower right" if ax is left else "lower left")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def residuals_png(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.scatter(y_true, y_pred, s=10, alpha=0.6)
@@ -85,7 +119,8 @@ def reliability_png(confidence: np.ndarray, correct: np.ndarray, path: Path, tit
 def gallery_png(images: np.ndarray, captions: list[str], path: Path, title: str, columns: int = 5) -> None:
     """Images in a grid, each with a caption (true / predicted / confidence)."""
     rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.2 * rows), squeeze=False)
+    # room above each image for a two-line caption, so captions never run into the row above
+    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.7 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, caption in zip(axes.ravel(), images, captions):
@@ -93,7 +128,7 @@ def gallery_png(images: np.ndarray, captions: list[str], path: Path, title: str,
         low, high = float(image.min()), float(image.max())
         image = (image - low) / (high - low) if high > low else np.zeros_like(image)
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
-        ax.set_title(caption, fontsize=7)
+        ax.set_title(caption, fontsize=8, pad=3)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -119,9 +119,17 @@ def verdict_header(test: dict, source: str, task: str) -> str:
     detail = (f"margin {test['margin']:+.4f}; 95% bootstrap interval [{interval.get('low', float('nan')):.4f}, "
               f"{interval.get('high', float('nan')):.4f}] on {test['test_rows']} test rows: "
               f"{test.get('verdict_certainty', 'no interval')}")
+    baselines = [e for e in test.get("leaderboard", []) if e["kind"] == "baseline"]
+    beside = ""
+    if baselines:
+        objective = Objective(test["metric"])
+        best = objective.best(baselines, value=lambda e: e["test"])
+        standing = "ahead of" if objective.better_than(test["value"], best["test"]) else "not ahead of"
+        beside = (f"<p>The network is {standing} the best plain baseline, {text(best['name'])}: test "
+                  f"{text(test['metric'])} {best['test']:.4f}.</p>")
     return (f'<header class="verdict {"met" if met else "missed"}"><h1>Goal {"met" if met else "missed"}: '
             f"test {text(test['metric'])} {test['value']:.4f} (goal {text(sign)} {test['threshold']})</h1>"
-            f"<p>{text(detail)}</p><p class=\"note\">{text(source)} &middot; {text(task)}</p></header>")
+            f"<p>{text(detail)}</p>{beside}<p class=\"note\">{text(source)} &middot; {text(task)}</p></header>")
 
 
 def render(title: str, header: str, sections: list[Section], footer: str = "") -> str:

@@ -101,6 +101,13 @@ def test_dvc_repro_end_to_end(repo):
 
     status = run(["dvc", "status"], repo).stdout
     assert "up to date" in status
+    # `dvc plots show` offline: the PNG plots are plain images beside the Vega ones
+    run(["dvc", "plots", "show", "-o", "plots_html"], repo)
+    page = (repo / "plots_html" / "index.html").read_text()
+    for picture in ("train_curves.png", "redesign_curves.png", "validate_confusion.png", "validate_roc_pr.png",
+                    "validate_reliability.png"):
+        found = re.search(rf'<img[^>]+src="([^"]+artifacts_{re.escape(picture)})"', page)
+        assert found and (repo / "plots_html" / found.group(1)).stat().st_size > 1000, picture
 
 
 def stages_run(out: str) -> set[str]:

@@ -9,11 +9,12 @@ import shutil
 
 import pytest
 
+from pipeline.designs import Design
 from pipeline.files import read_json
 from pipeline.report import image, table
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-SECTIONS = ("data", "architecture", "redesign", "metrics", "errors", "deployment")
+SECTIONS = ("leaderboard", "data", "architecture", "redesign", "metrics", "errors", "deployment")
 needs_browser = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("REQUIRE_BROWSER"),
     reason="needs Debian's chromium and chromium-driver (installed by .ci/run)")
@@ -59,6 +60,9 @@ def check_page(browser, paths, pictures: set[str]) -> dict:
     assert page["header"].startswith("Goal met" if test["goal_met"] else "Goal missed")
     assert f"{test['value']:.4f}" in page["header"]
     assert page["sections"] == list(SECTIONS)
+    # the network beside the plain baselines fitted on the same rows, at the top and in the leaderboard
+    assert "the best plain baseline" in browser.find_element("css selector", "header.verdict").text
+    assert "exported network" in page["text"] and "always the training" in page["text"]
     shown = {i["alt"] for i in page["images"]}
     assert pictures <= shown, shown
     broken = [i["alt"] for i in page["images"] if not (i["loaded"] and i["inline"] and i["width"] > 100)]
@@ -89,14 +93,19 @@ def test_multiclass_table_report_in_browser(browser, mixed_run):
 def test_image_report_in_browser(browser, image_run):
     _, paths, _, _ = image_run
     page = check_page(browser, paths, {"the worst test examples: true -> predicted (confidence)"})
-    assert any(i["alt"].startswith("training augmentation") for i in page["images"])
+    # the augmentation grid only when the chosen design trains with augmentation
+    chosen = Design.load(paths.redesign / "design.json")
+    shown = any(i["alt"].startswith("training augmentation") for i in page["images"])
+    assert shown == bool(chosen.hyperparameters.get("augment"))
 
 
 @needs_browser
 def test_regression_report_with_search_in_browser(browser, diabetes_search_run):
     _, paths, _ = diabetes_search_run
-    page = check_page(browser, paths, {"predicted against true, and the residuals",
-                                       "learning curves of the chosen model (an ensemble: its best member)"})
+    ensemble = Design.load(paths.redesign / "design.json").is_ensemble
+    curves = "learning curves of the chosen model" + (" (an ensemble: its best member)" if ensemble else "")
+    page = check_page(browser, paths, {"predicted against true, and the residuals", curves})
+    assert ensemble or "ensemble" not in " ".join(i["alt"] for i in page["images"])
     assert "Rounds" in page["text"] and "Trials (best 2 of 2" in page["text"] and "Residuals" in page["text"]
 
 

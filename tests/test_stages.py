@@ -138,8 +138,10 @@ def test_fail_on_miss_exits_nonzero_with_message(breast_cancer_run, tmp_path):
     _, done, _ = breast_cancer_run
     cfg = make_config("data=breast_cancer", "goal.threshold=1.0", "goal.fail_on_miss=true", *TINY)
     paths = Paths(tmp_path)
-    for name in ("prepared", "split", "redesign"):
+    for name in ("prepared", "split", "design", "train", "redesign"):  # what validate reads (dvc.yaml)
         shutil.copytree(done.artifacts / name, paths.artifacts / name)
+    paths.metrics.mkdir(parents=True)
+    shutil.copy(done.metrics / "train.json", paths.metrics / "train.json")
     value = read_json(done.metrics / "test.json")["value"]
     if value >= 1.0:
         pytest.skip("the tiny model happened to be perfect on the test split")

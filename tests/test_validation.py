@@ -77,8 +77,46 @@ def test_validate_writes_interval_metrics_and_error_analysis(breast_cancer_run):
     worst = pd.read_csv(paths.validate / "worst_examples.csv")
     assert len(worst) == 20 and {"true", "predicted", "confidence", "mean radius"} <= set(worst.columns)
     assert worst["p_true"].is_monotonic_increasing
-    for picture in ("reliability.png", "confusion_normalised.png"):
+    for picture in ("reliability.png", "confusion_normalised.png", "roc_pr.png"):
         assert (paths.validate / picture).stat().st_size > 1000
+    roc = pd.read_csv(paths.validate / "roc.csv")
+    assert roc["fpr"].is_monotonic_increasing and roc["tpr"].is_monotonic_increasing
+    assert np.trapezoid(roc["tpr"], roc["fpr"]) == pytest.approx(test["all"]["roc_auc"], abs=1e-6)
+    assert set(pd.read_csv(paths.validate / "pr.csv").columns) == {"recall", "precision"}
+
+
+def test_roc_and_precision_recall_points_agree_with_scikit_learn():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from pipeline.plots import roc_pr_curves
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    probs = rng.dirichlet(np.ones(3), 300) + np.eye(3)[y] * 0.5
+    probs /= probs.sum(axis=1, keepdims=True)
+    roc, pr = roc_pr_curves(y, probs)
+    onehot = np.eye(3)[y]
+    assert roc["auc"] == pytest.approx(roc_auc_score(onehot, probs, average="micro"))
+    assert pr["average_precision"] == pytest.approx(average_precision_score(onehot, probs, average="micro"))
+    binary = (y == 1).astype(int)
+    roc, _ = roc_pr_curves(binary, probs[:, 1:2])
+    assert roc["auc"] == pytest.approx(roc_auc_score(binary, probs[:, 1]))
+
+
+def test_the_leaderboard_puts_the_network_beside_plain_baselines_on_the_same_rows(breast_cancer_run):
+    _, paths, _ = breast_cancer_run
+    test = read_json(paths.metrics / "test.json")
+    board = {entry["name"]: entry for entry in test["leaderboard"]}
+    assert {"linear", "gradient boosting", "always the training prior"} <= set(board)
+    network = next(e for e in test["leaderboard"] if e["name"].startswith("exported network"))
+    assert network["test"] == test["value"] and network["size_kb"] > 0 and network["predict_ms_per_row"] > 0
+    # best test score first; the prior predicts one class: its accuracy is the test share of that class
+    scores = [e["test"] for e in test["leaderboard"]]
+    assert scores == sorted(scores, reverse=True)
+    majority = max(c["support"] for c in test["all"]["per_class"].values()) / test["test_rows"]
+    assert board["always the training prior"]["test"] == pytest.approx(majority)
+    assert board["linear"]["test"] > 0.9 and board["linear"]["fit_seconds"] >= 0
+    assert pd.read_csv(paths.validate / "leaderboard.csv")["name"].tolist() == [e["name"] for e in test["leaderboard"]]
 
 
 def test_multilabel_run_validates_and_predicts(tmp_path):

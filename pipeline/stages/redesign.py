@@ -22,6 +22,7 @@ from pipeline.errors import DesignError
 from pipeline.files import read_json, replaced_dir, write_json
 from pipeline.models.builder import ensemble_of, layer_table, load_model
 from pipeline.paths import Paths
+from pipeline.plots import curves_png
 from pipeline.prepared import load_splits
 from pipeline.search.records import history_markdown, save_history
 from pipeline.search.rounds import Candidate, RedesignLoop, train_score
@@ -82,6 +83,8 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
 
     chosen.design.save(out / "design.json")
     write_curves(chosen.curves, out / "curves.csv")
+    curves_png(pd.read_csv(out / "curves.csv"), out / "curves.png", "learning curves of the chosen model"
+               + (" (an ensemble: its best member)" if chosen.design.is_ensemble else ""))
     model = chosen.model
     if cfg.train.refit:
         model, summary["refit"] = _refit(cfg, schema, splits, chosen)

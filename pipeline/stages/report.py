@@ -10,6 +10,7 @@ import datetime
 import json
 
 import pandas as pd
+import yaml
 
 from pipeline import registry
 from pipeline.config import PipelineConfig
@@ -21,7 +22,7 @@ from pipeline.plots import curves_png
 from pipeline.report import Section, code, image, pairs, paragraph, render, table, text, verdict_header
 from pipeline.schema import Schema
 from pipeline.search.records import load_history
-from pipeline.tracking import StageRun, tracking_uri
+from pipeline.tracking import StageRun, config_hash, git_commit, tracking_uri
 
 TRIALS_SHOWN, WORST_SHOWN = 15, 10
 
@@ -35,6 +36,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         if curves.is_file():
             curves_png(pd.read_csv(curves), out / "curves.png", "learning curves of the chosen model")
         sections = [
+            leaderboard_section(cfg, paths, test),
             data_section(paths, schema),
             architecture_section(paths),
             redesign_section(paths, out, cfg.goal.metric),
@@ -76,6 +78,24 @@ def experiment_summary(cfg: PipelineConfig, paths: Paths, test: dict, tracker: S
     return summary
 
 
+def leaderboard_section(cfg: PipelineConfig, paths: Paths, test: dict) -> Section:
+    """Is the network worth it: every model beside the plain baselines, and what this run was."""
+    train = read_json(paths.metrics / "train.json")
+    section = Section("leaderboard", "Leaderboard").add(
+        paragraph("Best test score first. Baselines are fitted on the training rows only; the exported network "
+                  "may be refitted on train + validation (its validation score is then the selected model's)."),
+        table(test.get("leaderboard", []), ["name", "kind", "validation", "test", "fit_seconds",
+                                            "predict_ms_per_row", "size_kb", "note"]))
+    facts = {"initial training": f"{train['seconds']} s, {train['epochs_run']} epochs, weights of epoch "
+                                 f"{train['restored_epoch']} kept" + (" (cut short by train.time_budget_s)"
+                                                                      if train.get("cut_short") else ""),
+             "git commit": git_commit() or "unknown", "config hash": config_hash(cfg)}
+    section.add("<h3>This run</h3>", pairs(facts),
+                "<details><summary>the validated config</summary>"
+                + f"<pre>{text(yaml.safe_dump(cfg.model_dump(mode='json'), sort_keys=False))}</pre></details>")
+    return section
+
+
 def data_section(paths: Paths, schema: Schema) -> Section:
     split = read_json(paths.split / "summary.json")
     facts = {"source": schema.source, "task": schema.task.name, "input": schema.input_kind,
@@ -110,9 +130,10 @@ def architecture_section(paths: Paths) -> Section:
     if design.hyperparameters:
         section.add("<h3>Hyperparameters</h3>", pairs(design.hyperparameters))
     section.add("<h3>Layers</h3>", table(rows))
-    used = "used by this design" if design.hyperparameters.get("augment") else "not used by this design"
+    if not design.hyperparameters.get("augment"):
+        return section
     return section.add(image(paths.design / "augmentation_samples.png",
-                             f"training augmentation ({used}): each row an image and random variants"))
+                             "training augmentation: each row an image and random variants"))
 
 
 def redesign_section(paths: Paths, out, metric: str) -> Section:
@@ -148,7 +169,9 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
         hidden = [c for c in trials.columns if c.startswith("tuner/") or c in ("message", "resumed")]
         section.add(f"<h3>Trials (best {min(TRIALS_SHOWN, len(trials))} of {len(trials)}, on the search subset)</h3>",
                     table(trials.drop(columns=hidden), limit=TRIALS_SHOWN))
-    return section.add(image(out / "curves.png", "learning curves of the chosen model (an ensemble: its best member)"))
+    ensemble = Design.load(paths.redesign / "design.json").is_ensemble
+    return section.add(image(out / "curves.png", "learning curves of the chosen model"
+                             + (" (an ensemble: its best member)" if ensemble else "")))
 
 
 def metrics_section(test: dict) -> Section:
@@ -170,6 +193,7 @@ def error_section(paths: Paths, test: dict) -> Section:
     for name, caption in (("confusion.png", "confusion matrix (counts)"),
                           ("confusion_normalised.png", "confusion matrix (share of each true class)"),
                           ("residuals.png", "predicted against true, and the residuals"),
+                          ("roc_pr.png", "ROC and precision-recall curves"),
                           ("reliability.png", "calibration: confidence against accuracy"),
                           ("worst_examples.png", "the worst test examples: true -> predicted (confidence)")):
         section.add(image(folder / name, caption))

@@ -9,6 +9,7 @@ from pipeline.config import PipelineConfig
 from pipeline.designs import Design
 from pipeline.files import write_json
 from pipeline.paths import Paths
+from pipeline.plots import curves_png
 from pipeline.prepared import load_splits
 from pipeline.tracking import StageRun
 from pipeline.training import fit_design, score
@@ -26,6 +27,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     frame = pd.DataFrame(fitted.curves)
     frame.insert(0, "epoch", range(1, len(frame) + 1))
     frame.to_csv(paths.train / "history.csv", index=False)
+    curves_png(frame, paths.train / "curves.png", "learning curves of the initial design")
 
     val_value = score(model, cfg.goal, splits.validation)
     result = {

@@ -2,21 +2,28 @@
 
 Writes the goal verdict with a bootstrap interval (how sure a verdict on this many test rows
 is), the task's standard metrics, and the error analysis: confusion matrix, the most confused
-classes, the worst test examples, calibration, and the weakest slices of the data.
+classes, the worst test examples, calibration, and the weakest slices of the data; and a
+leaderboard: the exported network beside the model it was chosen as (before its refit), the
+initial design, and plain baselines fitted on the same training rows (pipeline/baselines.py).
 """
+
+import time
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from pipeline import analysis, inputs, metrics
+from pipeline.baselines import Entry, fit_baselines
 from pipeline.config import PipelineConfig
-from pipeline.files import write_json
+from pipeline.designs import Design
+from pipeline.files import read_json, write_json
 from pipeline.images import ImageFiles
 from pipeline.models.builder import load_model
 from pipeline.paths import Paths
-from pipeline.plots import confusion_png, gallery_png, reliability_png, residuals_png
-from pipeline.prepared import Rows, load_test_split
+from pipeline.plots import confusion_png, gallery_png, reliability_png, residuals_png, roc_pr_curves, roc_pr_png
+from pipeline.prepared import Rows, Splits, load_splits
 from pipeline.schema import Schema
 from pipeline.tracking import StageRun
 
@@ -29,9 +36,12 @@ class GoalMissed(SystemExit):
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
-    test, schema = load_test_split(paths)
+    splits, schema = load_splits(paths)
+    test = splits.test
     model = load_model(paths.redesign / "model.keras")
+    started = time.perf_counter()
     raw = inputs.predict(model, test.x)
+    predict_ms = (time.perf_counter() - started) * 1000 / max(1, len(test))
     goal, objective, task = cfg.goal, cfg.objective, schema.task
     value = task.score(goal.metric, test.y, raw)
     met = objective.met(value)
@@ -54,6 +64,9 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     _write_error_analysis(schema, test.y, raw, out)
     report["analysis"] = _analyse(cfg, schema, test, raw, out)
+    board = leaderboard(cfg, paths, schema, splits, value, predict_ms)
+    report["leaderboard"] = [asdict(entry) for entry in board]
+    pd.DataFrame(report["leaderboard"]).to_csv(out / "leaderboard.csv", index=False)
     write_json(paths.metrics / "test.json", report)
 
     scalars = {k: v for k, v in report["all"].items() if isinstance(v, float)}
@@ -66,6 +79,12 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     verdict = "MET" if met else "MISSED"
     print(f"validate: test {goal.metric} {value:.4f} (goal {objective.comparison} {goal.threshold}, margin "
           f"{report['margin']:+.4f}): goal {verdict}; 95% interval [{low:.4f}, {high:.4f}] on {len(test)} rows ({sure})")
+    baselines = [e for e in board if e.kind == "baseline"]
+    if baselines:
+        best = objective.best(baselines, value=lambda e: e.test)
+        print(f"validate: best plain baseline {best.name}: test {goal.metric} {best.test:.4f} "
+              f"({'behind' if objective.better_than(value, best.test) else 'not behind'} the network's {value:.4f})")
+    tracker.log_metrics({f"leaderboard.{_slug(e.name)}.test": e.test for e in board})
     for weak in report["analysis"]["weakest_slices"][:3]:
         print(f"validate: weak slice {weak['column']}={weak['value']} ({weak['rows']} rows): "
               f"{weak['metric']} {weak['score']:.4f}")
@@ -74,6 +93,41 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         raise GoalMissed(f"validate: goal missed: test {goal.metric} {value:.4f} is not {objective.comparison} "
                          f"{goal.threshold} (goal.fail_on_miss is true)")
     return report
+
+
+def leaderboard(cfg: PipelineConfig, paths: Paths, schema: Schema, splits: Splits, test_value: float,
+                predict_ms: float) -> list[Entry]:
+    """The exported network, the models it came from, and the plain baselines; best test score first."""
+    goal = cfg.goal
+    trained = read_json(paths.metrics / "train.json")
+    chosen = read_json(paths.redesign / "summary.json")
+    refit = chosen.get("refit") or {}
+    seconds = trained["seconds"] + chosen.get("search_seconds", 0.0) + refit.get("seconds", 0.0)
+    model_file = paths.redesign / "model.keras"
+    entries = [Entry(f"exported network ({chosen['design']})", "network", chosen["validation"], test_value,
+                     round(seconds, 2), round(predict_ms, 4), round(model_file.stat().st_size / 1024, 1),
+                     "refitted on train + validation; validation score of the selected model"
+                     if refit.get("done") else "")]
+    earlier = [(paths.redesign / "selected.keras", f"selected network ({chosen['design']}), before its refit",
+                chosen["validation"], None)]
+    if chosen["chosen"] != "trained" or refit.get("done"):
+        initial = Design.load(paths.design / "design.json")
+        earlier.append((paths.train / "model.keras", f"initial design ({initial.family})", trained["validation"],
+                        trained["seconds"]))
+    for path, name, validation, fit_seconds in earlier:
+        if path.is_file():
+            model = load_model(path)
+            started = time.perf_counter()
+            outputs = inputs.predict(model, splits.test.x)
+            per_row = (time.perf_counter() - started) * 1000 / max(1, len(splits.test))
+            entries.append(Entry(name, "network", validation, schema.task.score(goal.metric, splits.test.y, outputs),
+                                 fit_seconds, round(per_row, 4), round(path.stat().st_size / 1024, 1)))
+    entries += fit_baselines(schema, splits, goal.metric)
+    return cfg.objective.ranked(entries, value=lambda e: e.test)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.split(" (")[0]).strip("_")
 
 
 def _write_error_analysis(schema: Schema, y_test: np.ndarray, raw: np.ndarray, out) -> None:
@@ -89,6 +143,12 @@ def _write_error_analysis(schema: Schema, y_test: np.ndarray, raw: np.ndarray, o
         frame[["actual", "predicted"]].to_csv(out / "confusion.csv", index=False)
         matrix = confusion_matrix(y_test, labels, labels=np.arange(len(names)))
         confusion_png(matrix, list(names), out / "confusion.png", "test confusion matrix")
+        if len(np.unique(y_test)) > 1:
+            roc, pr = roc_pr_curves(y_test, raw)
+            pd.DataFrame({"fpr": roc["fpr"], "tpr": roc["tpr"]}).to_csv(out / "roc.csv", index=False)
+            pd.DataFrame({"recall": pr["recall"], "precision": pr["precision"]}).to_csv(out / "pr.csv", index=False)
+            averaged = "" if np.ndim(raw) == 1 or np.shape(raw)[1] == 1 else " (micro-averaged over classes)"
+            roc_pr_png(roc, pr, out / "roc_pr.png", f"test ROC and precision-recall{averaged}")
     elif task.predicts_value:
         pred = predictions["prediction"].to_numpy()
         pd.DataFrame({"actual": y_test, "predicted": pred, "residual": pred - y_test}).to_csv(
