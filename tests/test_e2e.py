@@ -14,6 +14,9 @@ import yaml
 from pipeline.config import compose_params
 from tests.conftest import REPO, copy_repo
 
+# slow (about 6 minutes): run by `.ci/run` explicitly, and by `pytest -m slow`
+pytestmark = pytest.mark.slow
+
 TINY_E2E = ["train.epochs=2", "train.verbose=0", "search.max_trials=2", "search.trials_per_round=2",
             "search.rounds=1", "search.top_k=1", "search.max_epochs=2", "search.time_budget_s=60",
             "search.tuner=random"]
