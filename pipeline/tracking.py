@@ -12,6 +12,7 @@ experiment, and samples system metrics (CPU, memory; GPU where MLflow can read i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -150,8 +151,10 @@ class LiveRun:
         self.client.set_terminated(self.run_id, status)
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The commit the code ran from: DVC's experiment baseline, else the repo's HEAD."""
+    """The commit the code ran from: DVC's experiment baseline, else the repo's HEAD (asked once
+    per process: every stage and nested run is tagged with it)."""
     if os.environ.get("DVC_EXP_BASELINE_REV"):
         return os.environ["DVC_EXP_BASELINE_REV"]
     try:

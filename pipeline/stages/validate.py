@@ -65,6 +65,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     _write_error_analysis(schema, test.y, raw, out)
     report["analysis"] = _analyse(cfg, schema, test, raw, out)
     board = leaderboard(cfg, paths, schema, splits, value, predict_ms)
+    report["training_seconds"] = training_seconds(paths)
     report["leaderboard"] = [asdict(entry) for entry in board]
     pd.DataFrame(report["leaderboard"]).to_csv(out / "leaderboard.csv", index=False)
     write_json(paths.metrics / "test.json", report)
@@ -102,7 +103,7 @@ def leaderboard(cfg: PipelineConfig, paths: Paths, schema: Schema, splits: Split
     trained = read_json(paths.metrics / "train.json")
     chosen = read_json(paths.redesign / "summary.json")
     refit = chosen.get("refit") or {}
-    seconds = trained["seconds"] + chosen.get("search_seconds", 0.0) + refit.get("seconds", 0.0)
+    seconds = training_seconds(paths)
     model_file = paths.redesign / "model.keras"
     entries = [Entry(f"exported network ({chosen['design']})", "network", chosen["validation"], test_value,
                      round(seconds, 2), round(predict_ms, 4), round(model_file.stat().st_size / 1024, 1),
@@ -124,6 +125,13 @@ def leaderboard(cfg: PipelineConfig, paths: Paths, schema: Schema, splits: Split
                                  fit_seconds, round(per_row, 4), round(path.stat().st_size / 1024, 1)))
     entries += fit_baselines(schema, splits, goal.metric)
     return cfg.objective.ranked(entries, value=lambda e: e.test)
+
+
+def training_seconds(paths: Paths) -> float:
+    """What the exported model cost to train: the initial training, the search and the refit."""
+    chosen = read_json(paths.redesign / "summary.json")
+    return (read_json(paths.metrics / "train.json")["seconds"] + chosen.get("search_seconds", 0.0)
+            + (chosen.get("refit") or {}).get("seconds", 0.0))
 
 
 def _slug(name: str) -> str:
