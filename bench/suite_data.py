@@ -82,7 +82,7 @@ def births(folder: Path) -> list[str]:
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "hbar", "vbar", "diagonal", "dots", "corner")
 
 
-def _shape_image(kind: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
+def shape_picture(kind: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
     """A coloured shape of class `kind` at a random place, size and colour, on a noisy cluttered background."""
     from PIL import Image, ImageDraw
 
@@ -129,7 +129,7 @@ def shapes(folder: Path, per_class: int = 200) -> list[str]:
     for kind, name in enumerate(SHAPES):
         (folder / "shapes" / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            Image.fromarray(_shape_image(kind, rng)).save(folder / "shapes" / name / f"{i:04d}.png")
+            Image.fromarray(shape_picture(kind, rng)).save(folder / "shapes" / name / f"{i:04d}.png")
     return ["data=images", f"data.path={folder / 'shapes'}", "goal.metric=accuracy"]
 
 

@@ -161,6 +161,26 @@ class Fitted:
     curves: dict
     restored_epoch: int  # 1-based: the epoch whose weights were kept
     cut_short: bool  # stopped by the deadline, not by early stopping or the epoch budget
+    # epochs each training phase ran up to the weights kept: (kept,) or, fine-tuned, (phase 1's kept, phase 2's)
+    phase_epochs: tuple[int, ...] = ()
+    fine_tuned: str | None = None  # what the second phase trained, when there was one
+
+
+def second_phase(model: keras.Model, family_name: str, hp: dict):
+    """Unfreeze what a two-phase family (transfer learning) trains next: a FineTune record, or None."""
+    from pipeline.models.registry import family
+
+    fine_tune = family(family_name).fine_tune
+    return fine_tune(model, hp) if fine_tune else None
+
+
+def fine_tune_settings(hp: dict, factor: float) -> dict:
+    """The second phase's training choices: the first's, with the learning rate times `factor`."""
+    return {**hp, "learning_rate": float(hp["learning_rate"]) * factor}
+
+
+def improved(mode: str, value: float, reference: float) -> bool:
+    return value < reference if mode == "min" else value > reference
 
 
 def fit_design(design: Design, schema, splits: Splits, train: TrainConfig, goal: GoalConfig, *,
@@ -193,7 +213,34 @@ def fit_design(design: Design, schema, splits: Splits, train: TrainConfig, goal:
     cut_short = any(isinstance(c, Deadline) and c.hit for c in callbacks)
     curves = history.history
     restored = (stopping.best_epoch + 1) if stopping.best_weights is not None else len(curves.get("loss", [])) or 1
-    return Fitted(model, curves, restored, cut_short)
+    fitted = Fitted(model, curves, restored, cut_short, (restored,))
+    tune = None if cut_short else second_phase(model, design.family, hp)
+    if tune is None:
+        return fitted
+    # Phase 2 goes on from phase 1's kept weights; its weights are kept only if they do better.
+    ran, kept_weights = len(curves.get("loss", [])), view.get_weights()
+    compile_model(view, task, fine_tune_settings(hp, tune.learning_rate_factor),
+                  steps_per_epoch(len(splits.train), hp["batch_size"]), tune.epochs, goal.metric)
+    callbacks = training_callbacks(goal, splits.validation, patience, deadline, train=splits.train,
+                                   exact_train_metric=True, monitor=train.early_stopping_monitor, preprocessing=prep)
+    more = inputs.fit(
+        view, splits.train.x, task.training_targets(splits.train.y, prep), hp["batch_size"],
+        validation_data=(splits.validation.x, task.training_targets(splits.validation.y, prep)),
+        epochs=ran + tune.epochs, initial_epoch=ran, seed=train.seed,
+        callbacks=callbacks + ([EpochLog(on_epoch)] if on_epoch else []),
+        verbose=train.verbose if verbose is None else verbose,
+    )
+    fine = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+    fitted.curves = {k: list(curves.get(k, [])) + list(more.history.get(k, [])) for k in {*curves, *more.history}}
+    fitted.cut_short = any(isinstance(c, Deadline) and c.hit for c in callbacks)
+    fitted.fine_tuned = tune.unfrozen
+    _, mode = monitored(goal, train.early_stopping_monitor)
+    if fine.best_weights is not None and improved(mode, fine.best, stopping.best):
+        fitted.restored_epoch = fine.best_epoch + 1
+        fitted.phase_epochs = (restored, fine.best_epoch + 1 - ran)
+    else:
+        view.set_weights(kept_weights)
+    return fitted
 
 
 def score(model: keras.Model, goal: GoalConfig, rows: Rows) -> float:
@@ -207,10 +254,11 @@ def score_and_loss(model: keras.Model, goal: GoalConfig, rows: Rows) -> tuple[fl
     return goal.kind.score(goal.metric, rows.y, raw), goal.kind.validation_loss(rows.y, np.asarray(raw))
 
 
-def refit(design: Design, schema, rows: Rows, train: TrainConfig, epochs: int,
+def refit(design: Design, schema, rows: Rows, train: TrainConfig, phase_epochs: tuple[int, ...] | list[int],
           verbose: int | None = None) -> keras.Model | None:
-    """`design` trained afresh on `rows` (train + validation) for `epochs`, the epoch count its
-    early-stopped run kept; no rows are left to stop on. None if the loss went non-finite."""
+    """`design` trained afresh on `rows` (train + validation) for the epochs its early-stopped run
+    kept, phase by phase (`phase_epochs`: one count, or two for a fine-tuned backbone); no rows
+    are left to stop on. None if the loss went non-finite."""
     from pipeline.models.builder import build_model
 
     keras.utils.set_random_seed(train.seed)
@@ -219,9 +267,20 @@ def refit(design: Design, schema, rows: Rows, train: TrainConfig, epochs: int,
     view = task.training_view(model)
     # the plateau schedule needs validation rows to watch: a constant rate here
     settings = {**hp, "lr_schedule": "constant" if hp.get("lr_schedule") == "plateau" else hp.get("lr_schedule")}
-    compile_model(view, task, settings, steps_per_epoch(len(rows), hp["batch_size"]), epochs)
-    history = inputs.fit(view, rows.x, task.training_targets(rows.y, design.preprocessing), hp["batch_size"],
-                         epochs=epochs, seed=train.seed, callbacks=[keras.callbacks.TerminateOnNaN()],
-                         verbose=train.verbose if verbose is None else verbose)
-    losses = history.history.get("loss", [])
-    return model if len(losses) == epochs and np.all(np.isfinite(losses)) else None
+    done = 0
+    for phase, epochs in enumerate(phase_epochs):
+        if phase == 1:
+            tune = second_phase(model, design.family, hp)
+            if tune is None:
+                break
+            settings = fine_tune_settings(settings, tune.learning_rate_factor)
+        compile_model(view, task, settings, steps_per_epoch(len(rows), hp["batch_size"]), epochs)
+        history = inputs.fit(view, rows.x, task.training_targets(rows.y, design.preprocessing), hp["batch_size"],
+                             epochs=done + epochs, initial_epoch=done, seed=train.seed,
+                             callbacks=[keras.callbacks.TerminateOnNaN()],
+                             verbose=train.verbose if verbose is None else verbose)
+        losses = history.history.get("loss", [])
+        if len(losses) != epochs or not np.all(np.isfinite(losses)):
+            return None
+        done += epochs
+    return model

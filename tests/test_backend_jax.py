@@ -24,3 +24,29 @@ def test_design_and_train_run_on_jax(tmp_path):
     train = json.loads((tmp_path / "metrics" / "train.json").read_text())
     assert train["backend"] == "jax" and train["validation"] > 0.5
     assert (tmp_path / "artifacts" / "train" / "model.keras").exists()
+
+
+def test_backbone_trains_in_two_phases_and_reloads_on_jax(tmp_path):
+    """A pretrained backbone (a weights file) under JAX: both phases, then save and load in safe mode."""
+    script = f"""
+import numpy as np
+from bench.transfer_bench import TARGET_CLASSES, config, shape_schema, shape_splits, train
+from pipeline.models import transfer
+from pipeline.models.builder import load_model
+weights = {str(tmp_path / "mnv3s.weights.h5")!r}
+transfer.application("mobilenet_v3_small", "none", (32, 32, 3)).save_weights(weights)
+splits = shape_splits(TARGET_CLASSES, 8, 4, 4, seed=0)
+cfg = config("model=backbone", f"model.backbone.weights={{weights}}", "model.backbone.fine_tune_epochs=1",
+             "train.epochs=1")
+model, _, fitted = train(cfg, splits, shape_schema(len(TARGET_CLASSES)))
+assert fitted.fine_tuned and len(fitted.curves["loss"]) == 2, fitted.curves
+model.save({str(tmp_path / "m.keras")!r})
+again = load_model({str(tmp_path / "m.keras")!r})
+assert np.allclose(again.predict(splits.test.x, verbose=0), model.predict(splits.test.x, verbose=0), atol=1e-5)
+import keras
+print("backend", keras.backend.backend())
+"""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend jax" in result.stdout

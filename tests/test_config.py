@@ -134,8 +134,8 @@ def test_a_choice_outside_what_is_allowed_names_the_key():
     message = _error(raw_default("model.common.activation.choices=[relu,swishy]"))
     assert "`model.common.activation.choices.1`: got 'swishy'; allowed: 'relu', 'leaky_relu', 'gelu'" in message
     message = _error(raw_default("model.families=[cnn,vit]"))
-    assert ("`model.families.1`: got 'vit'; allowed: 'cnn', 'inception', 'mlp', 'resnet', 'rnn', 'tcn' or "
-            "'transformer'") in message
+    assert ("`model.families.1`: got 'vit'; allowed: 'backbone', 'cnn', 'inception', 'mlp', 'resnet', 'rnn', "
+            "'tcn' or 'transformer'") in message
 
 
 def test_the_initial_family_is_always_searched():

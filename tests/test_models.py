@@ -44,7 +44,8 @@ def standard_stats(schema):
 
 
 def design_for(family, *overrides, stats=None):
-    design = initial_design(make_config(f"model={family}", *overrides))
+    offline = ["model.backbone.weights=none"] if family == "backbone" else []  # tests do not download
+    design = initial_design(make_config(f"model={family}", *offline, *overrides))
     return dataclasses.replace(design, preprocessing=stats or {})
 
 

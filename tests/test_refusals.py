@@ -254,7 +254,7 @@ def corrupt(frame: pd.DataFrame, changes) -> str:
     header = list(frame.columns)
     for kind, where, value in changes:
         column = header[where % len(header)]
-        if kind == "cell":
+        if kind == "cell" and len(frame):  # a table cut to no rows has no cell to change
             frame.iloc[where % len(frame), where % len(header)] = value
         elif kind == "drop_column" and len(header) > 1:
             frame = frame.drop(columns=column)

@@ -29,7 +29,8 @@ def fit_to_input(design: Design, schema: Schema) -> Design:
     cap = declared.depth_limit(schema.input_shape)
     depth = design.hyperparameters[declared.depth]
     if cap is None or depth <= cap:
-        return design
+        note = declared.input_note(schema.input_shape, design.hyperparameters) if declared.input_note else None
+        return dataclasses.replace(design, note=note) if note else design
     if cap < 1:
         raise DesignError(f"{design.family} cannot read a {schema.input_kind} input of shape "
                           f"{tuple(schema.input_shape)}")
@@ -45,9 +46,22 @@ def build_model(design: Design, schema: Schema) -> keras.Model:
     hp = design.hyperparameters
     inputs, x = input_layers(schema, design.preprocessing, design.augmentation if hp.get("augment") else {},
                              hp.get("numeric_encoding", "standardize"))
-    x = family(design.family).build(x, hp)
+    declared = family(design.family)
+    if declared.reads_pixels:
+        x = unit_pixels(x, schema, declared.name)
+    x = declared.build(x, hp)
     outputs = schema.task.head(x, len(schema.classes), design.preprocessing)
     return keras.Model(inputs, outputs, name=f"{design.family}_{schema.source}")
+
+
+def unit_pixels(x, schema: Schema, family_name: str):
+    """Images in [0, 1], from what the schema's scaling made of them."""
+    scaling = schema.scaling
+    if schema.input_kind != "image" or scaling.kind != "rescale":
+        raise DesignError(f"{family_name} reads images with known pixel values (an image folder, uint8 arrays or the "
+                          f"digits); got {schema.input_kind} input scaled by `{scaling.kind}`")
+    low, _ = scaling.value_range
+    return x if low == 0.0 else keras.layers.Rescaling(0.5, offset=0.5, name="unit_pixels")(x)
 
 
 def ensemble_of(models: list[keras.Model]) -> keras.Model:

@@ -22,6 +22,15 @@ def no_depth_limit(input_shape: list[int]) -> int | None:
 
 
 @dataclass(frozen=True)
+class FineTune:
+    """A second training phase (transfer learning): what was unfrozen, at which learning rate, how long."""
+
+    unfrozen: str  # e.g. "the top 20 of 52 backbone layers (batch norm kept frozen)"
+    learning_rate_factor: float  # times the first phase's learning rate
+    epochs: int
+
+
+@dataclass(frozen=True)
 class Family:
     """One model family, declared once.
 
@@ -36,6 +45,14 @@ class Family:
         searched_for: input kinds whose default search includes it.
         initial_for: input kinds whose initial design (`model.family: auto`) it is.
         max_depth: the deepest design that fits an input shape (None: no limit).
+        reads_pixels: the body gets images scaled to [0, 1] whatever the schema's scaling (a
+            pretrained network maps them to the range it was trained on).
+        fine_tune: `fine_tune(model, hp) -> FineTune | None`: after the first training phase,
+            unfreeze what the second phase trains (None: one phase only).
+        freezes: the depth hyperparameter counts unfrozen layers: the overfitting diagnosis
+            lowers it (freeze more), the underfitting one raises it.
+        input_note: `input_note(input_shape, hp) -> str | None`: what the body does to the input
+            that the user should know (e.g. upsampling small images), noted in the design.
     """
 
     name: str
@@ -48,6 +65,10 @@ class Family:
     searched_for: tuple[str, ...] = ()
     initial_for: tuple[str, ...] = ()
     max_depth: Callable[[list[int]], int | None] = field(default=no_depth_limit, repr=False)
+    reads_pixels: bool = False
+    fine_tune: Callable[[Any, dict], FineTune | None] | None = field(default=None, repr=False)
+    freezes: bool = False
+    input_note: Callable[[list[int], dict], str | None] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         fields = set(self.space.model_fields)

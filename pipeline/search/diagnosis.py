@@ -21,9 +21,11 @@ What each changes in the next round (see :func:`adjust`):
 | diagnosis     | change                                                                |
 |---------------|-----------------------------------------------------------------------|
 | overfitting   | dropout range moved up; larger L2 penalties; batch norm allowed;       |
+|               | a pretrained backbone: half as many layers unfrozen (freeze more);    |
 |               | augmentation forced on (when configured for the input kind)           |
 | underfitting  | deeper/wider (each family's depth max +1, width choices x2); 2x epochs |
-|               | per trial, 1.5x for full training; dropout range capped lower         |
+|               | per trial, 1.5x for full training; dropout range capped lower;        |
+|               | a pretrained backbone: twice as many layers unfrozen                  |
 | divergence    | learning-rate range / 10; batch norm forced on; gradient clipping 1.0  |
 | stalled       | learning-rate range x 3; adaptive optimizers only; no saturating       |
 |               | activations (sigmoid, tanh)                                           |
@@ -150,13 +152,25 @@ def adjust(plan: RoundPlan, diagnoses: list[Diagnosis], best: dict) -> tuple[Rou
             changes.append("augmentation: none configured for this input kind (augment.noise / augment.word_dropout)")
 
     per_family = dict(space.per_family)
+    if "overfitting" in kinds:
+        for name, family_space in per_family.items():
+            declared = family(name)
+            if declared.freezes:  # fewer layers fine-tuned: freeze more
+                depth = getattr(family_space, declared.depth)
+                current = int(best.get(family_key(name, declared.depth), depth.default))
+                high = max(depth.min, current // 2)
+                per_family[name] = family_space.model_copy(update={declared.depth: depth.model_copy(
+                    update={"max": high, "default": min(depth.default, high)})})
+                changes.append(f"{name}: freeze more ({declared.depth} at most {high})")
     if "underfitting" in kinds:
         for name, family_space in per_family.items():
             declared = family(name)
             depth = getattr(family_space, declared.depth)
             current = int(best.get(family_key(name, declared.depth), depth.min))
-            update = {declared.depth: depth.model_copy(update={"min": max(depth.min, min(current, depth.max + 1)),
-                                                               "max": depth.max + 1})}
+            # a fine-tuning family unfreezes twice as many layers; the others grow by a block
+            grown = depth.max * 2 if declared.freezes else depth.max + 1
+            update = {declared.depth: depth.model_copy(update={"min": max(depth.min, min(current, grown)),
+                                                               "max": grown})}
             update.update({width: _widen(getattr(family_space, width)) for width in declared.widths})
             per_family[name] = family_space.model_copy(update=update)
         trial_epochs, full_epochs = trial_epochs * 2, int(full_epochs * 1.5)

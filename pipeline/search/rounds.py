@@ -52,6 +52,7 @@ class Candidate:
     members: list[Candidate] = field(default_factory=list, repr=False)  # an ensemble's
     subset_score: float | None = None  # the same design's score in its subset trial (search fidelity)
     train_score: float | None = None  # goal metric on training rows, inference mode: what diagnosis reads
+    phase_epochs: tuple[int, ...] = ()  # epochs per training phase up to the kept weights (see training.Fitted)
 
     @property
     def hyperparameters(self) -> dict:
@@ -90,7 +91,8 @@ def save_candidate(candidate: Candidate, directory: Path) -> None:
                                               "loss": candidate.loss, "curves": candidate.curves,
                                               "restored_epoch": candidate.restored_epoch,
                                               "cut_short": candidate.cut_short,
-                                              "train_score": candidate.train_score})
+                                              "train_score": candidate.train_score,
+                                              "phase_epochs": list(candidate.phase_epochs)})
     candidate.model.save(directory / "model.keras")
 
 
@@ -102,7 +104,7 @@ def load_candidate(directory: Path, round_no: int) -> Candidate | None:
     return Candidate(round_no, Design.from_dict(saved["design"]), saved["validation"], saved["curves"],
                      load_model(directory / "model.keras"), saved.get("loss", math.inf),
                      saved.get("restored_epoch", 0), saved.get("cut_short", False),
-                     train_score=saved.get("train_score"))
+                     train_score=saved.get("train_score"), phase_epochs=tuple(saved.get("phase_epochs", ())))
 
 
 TRAIN_SCORE_ROWS = 5000
@@ -308,7 +310,8 @@ class RedesignLoop:
         value, loss = score_and_loss(fitted.model, self.cfg.goal, self.splits.validation)
         return Candidate(round_no, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch,
                          fitted.cut_short, train_score=train_score(fitted.model, self.cfg.goal, self.splits.train,
-                                                                   self.search.seed))
+                                                                   self.search.seed),
+                         phase_epochs=fitted.phase_epochs)
 
     def average(self, round_no: int, record: RoundRecord) -> None:
         """The average of the `ensemble_size` best single designs so far, scored on validation."""

@@ -17,7 +17,14 @@ from pipeline.designs import Design, DesignSpace, family_key
 from pipeline.models.builder import build_model
 from pipeline.models.registry import family as family_named
 from pipeline.schema import Schema
-from pipeline.training import compile_model, schedule_callbacks, steps_per_epoch
+from pipeline.training import (
+    Deadline,
+    compile_model,
+    fine_tune_settings,
+    schedule_callbacks,
+    second_phase,
+    steps_per_epoch,
+)
 
 
 def fitting_families(space: DesignSpace, input_shape: list[int]) -> list[str]:
@@ -99,6 +106,25 @@ class DesignHyperModel(kt.HyperModel):
                                       train.early_stopping_patience, train.early_stopping_monitor)
         if validation_data is not None:
             validation_data = (validation_data[0], task.training_targets(validation_data[1], self.preprocessing))
-        return inputs.fit(model, x, task.training_targets(y, self.preprocessing), hp.get("batch_size"),
-                          callbacks=[*(callbacks or []), *schedule], seed=train.seed, validation_data=validation_data,
-                          **kwargs)
+        targets = task.training_targets(y, self.preprocessing)
+        callbacks = [*(callbacks or []), *schedule]
+        history = inputs.fit(model, x, targets, hp.get("batch_size"), callbacks=callbacks, seed=train.seed,
+                             validation_data=validation_data, **kwargs)
+        design = self.design_from(hp)
+        ran = len(history.history.get("loss", []))
+        if model.stop_training and any(isinstance(c, Deadline) and c.hit for c in callbacks):
+            return history
+        tune = second_phase(model, design.family, design.hyperparameters)
+        if tune is None or not ran:
+            return history
+        # Phase 2 (fine-tuning a pretrained backbone), its epochs numbered on from phase 1's.
+        hyper = fine_tune_settings(design.hyperparameters, tune.learning_rate_factor)
+        compile_model(model, task, hyper, steps_per_epoch(self.n_train, hyper["batch_size"]), tune.epochs,
+                      self.cfg.goal.metric)
+        more = inputs.fit(model, x, targets, hp.get("batch_size"), callbacks=callbacks, seed=train.seed,
+                          validation_data=validation_data, **{**kwargs, "epochs": ran + tune.epochs,
+                                                              "initial_epoch": ran})
+        for key, values in more.history.items():
+            history.history[key] = list(history.history.get(key, [])) + list(values)
+        history.epoch = list(history.epoch) + list(more.epoch)
+        return history

@@ -118,7 +118,8 @@ def _trained_run(paths: Paths, cfg: PipelineConfig, initial: Design, trained: di
     return Candidate(0, initial, trained["validation"], {c: history[c].tolist() for c in history.columns
                                                           if c != "epoch"}, model, loss,
                      trained["restored_epoch"], trained["cut_short"],
-                     train_score=train_score(model, cfg.goal, splits.train, cfg.search.seed))
+                     train_score=train_score(model, cfg.goal, splits.train, cfg.search.seed),
+                     phase_epochs=tuple(trained.get("phase_epochs", ())))
 
 
 def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Path, splits,
@@ -172,13 +173,14 @@ def _refit(cfg: PipelineConfig, schema, splits, chosen: Candidate):
     models = []
     for run in runs:
         epochs = max(1, run.restored_epoch or len(run.curves.get("loss", [])))
-        model = refit(run.design, schema, rows, cfg.train, epochs, verbose=0)
+        model = refit(run.design, schema, rows, cfg.train, run.phase_epochs or (epochs,), verbose=0)
         if model is None:
             return chosen.model, {"done": False, "reason": f"the loss went non-finite refitting {run.design.family}; "
                                                             "the selected model is kept"}
         models.append(model)
     model = models[0] if len(models) == 1 else ensemble_of(models)
-    return model, {"done": True, "rows": len(rows), "epochs": [max(1, r.restored_epoch) for r in runs],
+    return model, {"done": True, "rows": len(rows), "epochs": [sum(r.phase_epochs) or max(1, r.restored_epoch)
+                                                               for r in runs],
                    "seconds": round(time.monotonic() - started, 2),
                    "note": "trained on train + validation: its validation score is the selected model's, before "
                            "the refit; the test split judges the refitted model"}

@@ -37,12 +37,16 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         "epochs_run": len(frame),
         "restored_epoch": fitted.restored_epoch,  # the weights kept (best monitored value)
         "cut_short": fitted.cut_short,  # stopped by train.time_budget_s
+        "phase_epochs": list(fitted.phase_epochs),  # per phase, up to the kept weights (two: fine-tuned backbone)
+        "fine_tuned": fitted.fine_tuned,
         "seconds": round(time.monotonic() - started, 2),
         "backend": keras.backend.backend(),
     }
     write_json(paths.metrics / "train.json", result)
     tracker.log_metrics({f"final_{k}": result[k] for k in ("train", "validation", "seconds")})
     tracker.log_artifact(paths.train / "history.csv")
+    if fitted.fine_tuned:
+        print(f"train: phase 2 fine-tuned {fitted.fine_tuned}; epochs per phase kept: {fitted.phase_epochs}")
     print(f"train: validation {cfg.goal.metric} {val_value:.4f} after {result['epochs_run']} epochs, weights of epoch "
           f"{fitted.restored_epoch} kept ({result['seconds']} s{', cut short by train.time_budget_s' if fitted.cut_short else ''})")
     return result
