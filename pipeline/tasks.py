@@ -44,6 +44,14 @@ class Task:
     def head(self, x, n_classes: int, preprocessing: dict):
         raise NotImplementedError
 
+    smooths_labels: ClassVar[bool] = False  # label smoothing applies (classification)
+
+    def training_loss(self, label_smoothing: float = 0.0):
+        """The loss to compile: `loss`, or its label-smoothed form (targets pulled toward uniform)."""
+        if label_smoothing and not self.smooths_labels:
+            raise ValueError(f"label smoothing needs classes; {self.name} predicts values")
+        return self.loss
+
     def native_metric(self, metric: str):
         """A Keras metric computing `metric` during fit (named `goal`), or None."""
         name = self.native_metrics.get(metric)
@@ -203,6 +211,10 @@ class BinaryTask(_SingleLabel):
     output_kind = "classes"
     loss = "binary_crossentropy"
     native_metrics = {"accuracy": "BinaryAccuracy"}
+    smooths_labels = True
+
+    def training_loss(self, label_smoothing=0.0):
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing) if label_smoothing else self.loss
 
     def n_outputs(self, n_classes):
         return 1
@@ -239,6 +251,14 @@ class MulticlassTask(_SingleLabel):
     output_kind = "classes"
     loss = "sparse_categorical_crossentropy"
     native_metrics = {"accuracy": "SparseCategoricalAccuracy"}
+    smooths_labels = True
+
+    def training_loss(self, label_smoothing=0.0):
+        if not label_smoothing:
+            return self.loss
+        from pipeline.models.layers import SmoothedSparseCrossentropy
+
+        return SmoothedSparseCrossentropy(label_smoothing)
 
     def head(self, x, n_classes, preprocessing):
         return keras.layers.Dense(n_classes, activation="softmax", name="output")(x)
@@ -272,6 +292,10 @@ class MultilabelTask(Task):
     goal_metrics = ("accuracy", "macro_f1", "auc")
     output_kind = "multilabel"
     loss = "binary_crossentropy"
+    smooths_labels = True
+
+    def training_loss(self, label_smoothing=0.0):
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing) if label_smoothing else self.loss
 
     def head(self, x, n_classes, preprocessing):
         return keras.layers.Dense(n_classes, activation="sigmoid", name="output")(x)

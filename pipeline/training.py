@@ -150,7 +150,7 @@ def compile_model(model: keras.Model, task: Task, hp: dict, steps_per_epoch: int
         "rmsprop": lambda: keras.optimizers.RMSprop(schedule, clipnorm=clipnorm),
     }[hp["optimizer"]]()
     native = task.native_metric(goal_metric) if goal_metric else None
-    model.compile(optimizer=optimizer, loss=task.loss, metrics=[native] if native else list(task.compiled_metrics))
+    model.compile(optimizer=optimizer, loss=task.training_loss(float(hp.get("label_smoothing", 0.0))), metrics=[native] if native else list(task.compiled_metrics))
 
 
 @dataclass

@@ -47,7 +47,7 @@ def test_unknown_key_names_key_and_allowed_keys():
     raw = raw_default()
     raw["train"]["epoch"] = 5
     message = _error(raw)
-    assert "`train.epoch`: unknown key; allowed keys: optimizer, learning_rate, lr_schedule, batch_size, epochs" in message
+    assert "`train.epoch`: unknown key; allowed keys: optimizer, learning_rate, lr_schedule, batch_size, label_smoothing, epochs" in message
 
 
 def test_unknown_top_level_section():

@@ -72,14 +72,16 @@ def test_every_tuner_runs(wine, tmp_path, tuner):
 def test_a_diverging_trial_is_failed_and_the_search_goes_on(wine, tmp_path):
     # Learning rates up to 1e30 make the (log-uniformly) sampled trials' loss overflow to inf/NaN; the seeded
     # first trial keeps the initial design's sane rate and completes.
-    result = tune(wine, tmp_path, "search.tuner=random", "goal.threshold=1.0", "train.optimizer=sgd",
-                  "train.learning_rate={default: 0.002, min: 0.002, max: 1e30, log: true}",
-                  max_trials=3)
+    result = tune(wine, tmp_path, "search.tuner=random", "goal.threshold=1.0", "search.stop_on_goal=false",
+                  "train.optimizer=sgd", "train.learning_rate={default: 0.002, min: 0.002, max: 1e30, log: true}",
+                  max_trials=4)
     statuses = [t.status for t in result.trials]
-    assert statuses[0] == "COMPLETED" and statuses[1:] == ["FAILED", "FAILED"]
-    assert all("training diverged: loss not finite at epoch" in t.message for t in result.trials[1:])
+    assert len(statuses) == 4 and statuses[0] == "COMPLETED"
+    huge = [t for t in result.trials if t.hyperparameters["learning_rate"] > 1e6]
+    assert huge and all(t.status == "FAILED" and "training diverged: loss not finite at epoch" in t.message
+                        for t in huge)
     assert result.stop_reason == "trial budget spent"
-    assert len(result.best) == 1 and result.best[0][0].values["learning_rate"] == pytest.approx(0.002)
+    assert result.best and result.best[0][0].values["learning_rate"] <= 1e6
 
 
 def test_same_seed_gives_the_same_trials_and_another_seed_does_not(wine, tmp_path):

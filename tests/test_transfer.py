@@ -158,3 +158,57 @@ def test_diagnosis_freezes_more_when_overfitting_and_unfreezes_more_when_underfi
     assert "backbone: freeze more (unfreeze_layers at most 10)" in changes
     grown, _ = adjust(plan, [Diagnosis("underfitting", "")], best)
     assert grown.space.per_family["backbone"].unfreeze_layers.max == 400
+
+
+# ---- test-time augmentation and label smoothing ------------------------------------------------
+
+def cnn_design(*overrides):
+    return initial_design(config("model=cnn", *overrides))
+
+
+def test_test_time_augmentation_averages_the_flipped_views_at_inference_only(tmp_path):
+    schema = image_schema((8, 8, 1))
+    plain = build_model(cnn_design(), schema)
+    model = build_model(cnn_design("model.common.test_time_augmentation=flip"), schema)
+    model.set_weights(plain.get_weights())  # the views and their mean have no weights
+    x = pixels(4, (8, 8, 1))
+    expected = (plain.predict(x, verbose=0) + plain.predict(x[:, :, ::-1], verbose=0)) / 2
+    assert np.allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+    assert tuple(model(x, training=True).shape) == (4, 3)  # training sees each image once
+    both = build_model(cnn_design("model.common.test_time_augmentation=flip_and_crop"), schema)
+    assert both.predict(x, verbose=0).shape == (4, 3)
+    both.save(tmp_path / "tta.keras")
+    assert np.allclose(load_model(tmp_path / "tta.keras").predict(x, verbose=0), both.predict(x, verbose=0), atol=1e-5)
+
+
+def test_label_smoothing_on_class_ids_matches_keras_on_one_hot_targets(tmp_path):
+    import keras
+
+    from pipeline.models.layers import SmoothedSparseCrossentropy
+    from pipeline.training import compile_model
+
+    y = np.array([0, 2, 1, 2])
+    p = np.random.default_rng(0).dirichlet(np.ones(3), size=4).astype("float32")
+    ours = float(SmoothedSparseCrossentropy(0.1)(y, p))
+    keras_one_hot = float(keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(np.eye(3)[y], p))
+    plain = float(keras.losses.SparseCategoricalCrossentropy()(y, p))
+    assert ours == pytest.approx(keras_one_hot, rel=1e-5) and ours != pytest.approx(plain, rel=1e-3)
+    design = cnn_design("train.label_smoothing=0.1")
+    model = build_model(design, image_schema((8, 8, 1)))
+    compile_model(model, task_named("multiclass"), design.hyperparameters, 1, 1, "accuracy")
+    assert isinstance(model.loss, SmoothedSparseCrossentropy) and model.loss.label_smoothing == 0.1
+    model.fit(pixels(8, (8, 8, 1)), np.arange(8) % 3, epochs=1, verbose=0)
+    model.save(tmp_path / "smoothed.keras")
+    assert load_model(tmp_path / "smoothed.keras").loss.label_smoothing == 0.1
+
+
+def test_smoothing_and_test_time_augmentation_are_refused_where_they_do_not_apply():
+    from tests.conftest import make_config
+
+    with pytest.raises(ConfigError, match=r"train.label_smoothing.*0 for regression"):
+        make_config("data=diabetes", "train.label_smoothing=0.1")
+    with pytest.raises(ConfigError, match=r"train.label_smoothing.*\[0, 0.5\)"):
+        make_config("data=digits", "train.label_smoothing=0.6")
+    with pytest.raises(ConfigError, match=r"model.common.test_time_augmentation.*images"):
+        make_config("data=wine", "model.common.test_time_augmentation=flip")
+    assert make_config("data=digits", "train.label_smoothing.choices=[0.0,0.1]").train.label_smoothing.choices == [0.0, 0.1]

@@ -189,6 +189,9 @@ class CommonSpace(Strict):
     l2: Choice[float] = choice(0.0, [0.0, 1e-4])
     # table numbers: standardised, plus (piecewise) their place within quantile bins of the training values
     numeric_encoding: Choice[Literal["piecewise", "standardize"]] = choice("piecewise", ["piecewise", "standardize"])
+    # images, classes: at inference, average the outputs over the image and its left-right flip
+    # (flip), and over a 90% central crop of both (flip_and_crop); inside the exported model
+    test_time_augmentation: Choice[Literal["none", "flip", "flip_and_crop"]] = choice("none", ["none"])
 
     @model_validator(mode="after")
     def _bounds(self) -> CommonSpace:
@@ -234,11 +237,15 @@ class TrainingSpace(Strict):
     # plateau: constant rate divided by 5 after `early_stopping_patience // 2` epochs without progress
     lr_schedule: Choice[Literal["constant", "cosine", "exponential", "plateau"]] = choice("cosine", ["cosine"])
     batch_size: BatchSize = choice("auto", [32, 64, 128, 256])  # auto: about 150 steps an epoch
+    # classes: the training targets pulled toward uniform by this share (0: none)
+    label_smoothing: Choice[float] = choice(0.0, [0.0])
 
     @model_validator(mode="after")
     def _positive_rate(self) -> TrainingSpace:
         if not self.learning_rate.within(0.0, math.inf, low_open=True):
             raise KeyProblem("train.learning_rate", self.learning_rate.model_dump(), "learning rates must be above 0")
+        if not all(0.0 <= s < 0.5 for s in self.label_smoothing.choices):
+            raise KeyProblem("train.label_smoothing", self.label_smoothing.choices, "shares in [0, 0.5)")
         return self
 
 
@@ -395,6 +402,13 @@ class PipelineConfig(Strict):
         if data.window is not None and not task.predicts_value:
             raise KeyProblem("goal.task", task.name, "forecasting windows predict a value: regression")
         self.split.check(task, data)
+        if any(self.train.label_smoothing.choices) and not task.smooths_labels:
+            raise KeyProblem("train.label_smoothing", self.train.label_smoothing.choices,
+                             f"0 for {task.name}: smoothing applies to class labels")
+        tta = [c for c in self.model.common.test_time_augmentation.choices if c != "none"]
+        if tta and (data.input_kind != "image" or task.predicts_value):
+            raise KeyProblem("model.common.test_time_augmentation", tta,
+                             "none unless the input is images and the task predicts classes")
         applicable = sorted({f for kind in self.body_kinds() for f in registry.reading(kind)})
         if self.model.family not in ("auto", *applicable):
             raise KeyProblem("model.family", self.model.family,

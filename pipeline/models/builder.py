@@ -47,10 +47,15 @@ def build_model(design: Design, schema: Schema) -> keras.Model:
     inputs, x = input_layers(schema, design.preprocessing, design.augmentation if hp.get("augment") else {},
                              hp.get("numeric_encoding", "standardize"))
     declared = family(design.family)
+    test_time = hp.get("test_time_augmentation", "none") if schema.input_kind == "image" else "none"
+    if test_time != "none":
+        x = layers.TestTimeViews(test_time, name="test_time_views")(x)
     if declared.reads_pixels:
         x = unit_pixels(x, schema, declared.name)
     x = declared.build(x, hp)
     outputs = schema.task.head(x, len(schema.classes), design.preprocessing)
+    if test_time != "none":
+        outputs = layers.TestTimeMean(test_time, name="test_time_mean")(outputs)
     return keras.Model(inputs, outputs, name=f"{design.family}_{schema.source}")
 
 

@@ -44,3 +44,68 @@ class PiecewiseLinearEncoding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "edges": self.edges}
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy on class ids with label smoothing (Keras's sparse loss has none): the one-hot
+    target becomes (1 - s) one-hot + s / classes."""
+
+    def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        classes = y_pred.shape[-1]
+        ids = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        return keras.losses.categorical_crossentropy(keras.ops.one_hot(ids, classes), y_pred,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+TEST_TIME_VIEWS = {"none": 1, "flip": 2, "flip_and_crop": 4}
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class TestTimeViews(keras.layers.Layer):
+    """Test-time augmentation, first half: at inference, each image also as seen flipped left-right
+    (`flip`) and, with `flip_and_crop`, its central 90% enlarged back, plain and flipped; the views
+    are stacked along the batch. In training the images pass unchanged."""
+
+    def __init__(self, mode: str = "flip", **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, x, training=None):
+        if training or self.mode == "none":
+            return x
+        views = [x, keras.ops.flip(x, axis=2)]
+        if self.mode == "flip_and_crop":
+            height, width = x.shape[1], x.shape[2]
+            top, left = max(1, round(height * 0.05)), max(1, round(width * 0.05))
+            crop = keras.ops.image.resize(x[:, top:height - top, left:width - left, :], (height, width))
+            views += [crop, keras.ops.flip(crop, axis=2)]
+        return keras.ops.concatenate(views, axis=0)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class TestTimeMean(keras.layers.Layer):
+    """Test-time augmentation, second half: the average of the outputs of each image's views."""
+
+    def __init__(self, mode: str = "flip", **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, outputs, training=None):
+        views = TEST_TIME_VIEWS[self.mode]
+        if training or views == 1:
+            return outputs
+        return keras.ops.mean(keras.ops.reshape(outputs, (views, -1, *outputs.shape[1:])), axis=0)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
