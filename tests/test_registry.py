@@ -223,3 +223,32 @@ def test_served_image_model_reads_image_content_like_predict_reads_files(image_r
     served = mlflow.pyfunc.load_model(info.model_uri).predict(example)
     assert list(served["prediction"]) == list(expected["prediction"])
     assert np.allclose(served.filter(like="prob_"), expected.filter(like="prob_"), atol=1e-5)
+
+
+def test_a_registered_model_is_the_backbone_of_a_new_design(image_run, tmp_path):
+    """`models:/<name>/<version>` as `model.backbone.network`: the registered model's layers up to its
+    head, fed the new images in the pixel units it was trained on (here -1..1 scaling)."""
+    import keras
+
+    from pipeline.designs import initial_design
+    from pipeline.models import transfer
+    from pipeline.models.builder import build_model, load_model
+    from tests.conftest import make_config
+
+    cfg, paths, _, root = image_run
+    experiment = scratch_experiment(tmp_path)
+    files = sorted((root / "photos").rglob("*.png"))[:4]
+    expected = predict_file(paths.export / "model.keras", root / "photos").set_index("file").loc[list(map(str, files))]
+    schema = Schema.from_json(paths.export / "schema.json")
+    example = registry.serving_example(ImageFiles(tuple(map(str, files)), schema.image_settings()), schema)
+    with mlflow.start_run(experiment_id=experiment):
+        registry.log_serving_model(mlflow, paths.export, example, expected.reset_index(drop=True), "automl-reused")
+    design = initial_design(make_config("data=images", f"data.path={root / 'photos'}", "data.image.size=[12,12]",
+                                        "model=backbone", "model.backbone.network=models:/automl-reused/1"))
+    model = build_model(design, schema)
+    assert transfer.find_backbone(model) is not None and transfer.trainable_count(model) == 128 * 3 + 3
+    source = load_model(paths.export / "model.keras")
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, 12, 12, 3)).astype("float32")
+    features = keras.Model(model.input, model.get_layer("output").input).predict(pixels, verbose=0)
+    original = keras.Model(source.input, source.get_layer("output").input).predict(pixels, verbose=0)
+    assert np.allclose(features, original, atol=1e-4)

@@ -130,7 +130,8 @@ def own_model_file(network: str) -> Path:
     except Exception as error:
         raise DesignError(f"model.backbone.network: could not load {network} from the MLflow registry at "
                           f"{mlflow.get_tracking_uri()}: {error}") from error
-    files = sorted(local.rglob("*.keras"))
+    # the tool logs the exported model as the artifact `model` (artifacts/model.keras) of a pyfunc
+    files = sorted(local.rglob("*.keras"), key=lambda f: (f.parent.name != "artifacts", str(f)))
     if not files:
         raise DesignError(f"model.backbone.network: {network} holds no .keras model")
     return files[0]
