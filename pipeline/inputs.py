@@ -69,12 +69,33 @@ def fit(model, x, y, batch_size: int, validation_data: tuple | None = None, seed
     x = in_memory(x)
     if validation_data is not None:
         validation_data = (in_memory(validation_data[0]), *validation_data[1:])
+    devices = _data_parallel_devices()
+    if devices > 1:
+        x, y, batch_size = *_whole_shares(x, y, devices), max(devices, batch_size // devices * devices)
+        if validation_data is not None:
+            validation_data = _whole_shares(*validation_data[:2], devices)
     if validation_data is not None and isinstance(validation_data[0], ImageFiles):
         validation_data = _image_batches(*validation_data, IMAGE_PREDICT_BATCH)
     if isinstance(x, ImageFiles):
         return model.fit(_image_batches(x, y, batch_size, shuffle=True, seed=seed), validation_data=validation_data,
                          **kwargs)
     return model.fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
+
+
+def _data_parallel_devices() -> int:
+    from pipeline import compute
+
+    return len(compute.CURRENT.devices) if compute.CURRENT.data_parallel else 1
+
+
+def _whole_shares(x, y, devices: int):
+    """Data parallel training splits every batch evenly across the devices: the rows are cut to a
+    multiple of the device count (at most devices - 1 rows left out), so the last batch splits too."""
+    if isinstance(x, ImageFiles):
+        raise ValueError("data parallel training needs the images in memory (compute.devices: one device for "
+                         "image folders read from disk)")
+    keep = n_rows(x) // devices * devices
+    return head(x, keep), y[:keep]
 
 
 def _image_batches(images: ImageFiles, labels, batch_size: int, **kwargs):
@@ -88,6 +109,10 @@ def predict(model, x) -> np.ndarray:
     x = in_memory(x)
     if isinstance(x, ImageFiles):
         return model.predict(_image_batches(x, None, IMAGE_PREDICT_BATCH), verbose=0)
+    devices, rows = _data_parallel_devices(), n_rows(x)
+    if devices > 1 and rows % devices:  # padded with copies of the last row to split evenly, then cut back
+        pad = np.full(devices - rows % devices, rows - 1)
+        return model.predict(concat(x, take(x, pad)), batch_size=PREDICT_BATCH, verbose=0)[:rows]
     return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
 
 

@@ -220,7 +220,7 @@ class BinaryTask(_SingleLabel):
         return 1
 
     def head(self, x, n_classes, preprocessing):
-        return keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+        return keras.layers.Dense(1, activation="sigmoid", name="output", dtype="float32")(x)
 
     def labels(self, raw):
         return (np.asarray(raw).reshape(-1) >= 0.5).astype("int64")
@@ -261,7 +261,7 @@ class MulticlassTask(_SingleLabel):
         return SmoothedSparseCrossentropy(label_smoothing)
 
     def head(self, x, n_classes, preprocessing):
-        return keras.layers.Dense(n_classes, activation="softmax", name="output")(x)
+        return keras.layers.Dense(n_classes, activation="softmax", name="output", dtype="float32")(x)
 
     def labels(self, raw):
         return np.asarray(raw).argmax(axis=-1)
@@ -298,7 +298,7 @@ class MultilabelTask(Task):
         return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing) if label_smoothing else self.loss
 
     def head(self, x, n_classes, preprocessing):
-        return keras.layers.Dense(n_classes, activation="sigmoid", name="output")(x)
+        return keras.layers.Dense(n_classes, activation="sigmoid", name="output", dtype="float32")(x)
 
     def labels(self, raw):
         return (np.asarray(raw) >= 0.5).astype("int64")
@@ -373,13 +373,13 @@ class RegressionTask(Task):
         return 1
 
     def head(self, x, n_classes, preprocessing):
-        value = keras.layers.Dense(1, name=self.TRAINING_OUTPUT)(x)
+        value = keras.layers.Dense(1, name=self.TRAINING_OUTPUT, dtype="float32")(x)
         # The network learns standardised (log) targets; these layers map back to the target's units.
         scale, offset = preprocessing["target_std"], preprocessing["target_mean"]
         if preprocessing.get("target_transform") == "log":
-            logged = keras.layers.Rescaling(scale, offset=offset, name="value_log")(value)
-            return keras.layers.Activation("exponential", name="value")(logged)
-        return keras.layers.Rescaling(scale, offset=offset, name="value")(value)
+            logged = keras.layers.Rescaling(scale, offset=offset, name="value_log", dtype="float32")(value)
+            return keras.layers.Activation("exponential", name="value", dtype="float32")(logged)
+        return keras.layers.Rescaling(scale, offset=offset, name="value", dtype="float32")(value)
 
     def training_view(self, model):
         return keras.Model(model.inputs, model.get_layer(self.TRAINING_OUTPUT).output, name=f"{model.name}_training")

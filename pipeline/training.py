@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from pipeline import inputs
+from pipeline import compute, inputs
 from pipeline.config import GoalConfig, TrainConfig
 from pipeline.designs import Design
 from pipeline.prepared import Rows, Splits
@@ -150,7 +150,8 @@ def compile_model(model: keras.Model, task: Task, hp: dict, steps_per_epoch: int
         "rmsprop": lambda: keras.optimizers.RMSprop(schedule, clipnorm=clipnorm),
     }[hp["optimizer"]]()
     native = task.native_metric(goal_metric) if goal_metric else None
-    model.compile(optimizer=optimizer, loss=task.training_loss(float(hp.get("label_smoothing", 0.0))), metrics=[native] if native else list(task.compiled_metrics))
+    model.compile(optimizer=optimizer, loss=task.training_loss(float(hp.get("label_smoothing", 0.0))),
+                  metrics=[native] if native else list(task.compiled_metrics), jit_compile=compute.CURRENT.jit_compile)
 
 
 @dataclass

@@ -19,7 +19,7 @@ def test_every_stage_help_lists_the_keys_dvc_yaml_declares_for_it(tmp_path, caps
     text = stage_help("train", tmp_path)
     assert text.startswith("usage: automl train") and "Stage 5, train" in text
     for key in (k for k in declared["train"]["params"] if isinstance(k, str)):
-        assert f"  {key} = " in text
+        assert f"  {key} = " in text or f"  {key}." in text  # a whole section: each of its keys
     assert "  train.seed = " in text and "search.tuner" not in text
     text = stage_help("redesign", tmp_path)
     assert "  search.time_budget_s = 140" in text and "  search.tuner = 'random'" in text  # a section, key by key

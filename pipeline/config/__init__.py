@@ -17,7 +17,8 @@ import importlib
 _HOMES = {
     "errors": ("ConfigError", "KeyProblem"),
     "loading": ("compose_params", "load_config", "validate_config", "write_params"),
-    "sections": ("BUILTIN_SOURCES", "FILE_SOURCES", "TABLE_SOURCES", "AugmentConfig", "CommonSpace", "DataConfig",
+    "sections": ("BUILTIN_SOURCES", "FILE_SOURCES", "TABLE_SOURCES", "AugmentConfig", "CommonSpace", "ComputeConfig",
+                 "DataConfig",
                  "DiagnosisConfig", "GoalConfig", "ModelConfig", "PipelineConfig", "SearchConfig", "TrackingConfig",
                  "TrainConfig", "TrainingSpace"),
     "space": ("Choice", "FamilySpace", "FloatRange", "IntRange", "defaults"),

@@ -370,6 +370,17 @@ class TrackingConfig(Strict):
         return self
 
 
+class ComputeConfig(Strict):
+    """Where and how models train (see pipeline/compute.py)."""
+
+    # auto: every local accelerator, else one CPU; cpu; all: every device Keras sees (CPU ones
+    # too); or a list of indices into that list. More than one: data parallel (JAX backend).
+    devices: Literal["auto", "cpu", "all"] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = "auto"
+    # auto: mixed_float16 on GPUs with compute capability 7.0+, mixed_bfloat16 on TPUs, else float32
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    jit_compile: Literal["auto"] | bool = "auto"  # XLA compilation of the train step (auto: Keras decides)
+
+
 class PipelineConfig(Strict):
     goal: GoalConfig
     data: DataConfig
@@ -379,6 +390,7 @@ class PipelineConfig(Strict):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     @property
     def task(self) -> Task:

@@ -55,7 +55,7 @@ def build_model(design: Design, schema: Schema) -> keras.Model:
     x = declared.build(x, hp)
     outputs = schema.task.head(x, len(schema.classes), design.preprocessing)
     if test_time != "none":
-        outputs = layers.TestTimeMean(test_time, name="test_time_mean")(outputs)
+        outputs = layers.TestTimeMean(test_time, name="test_time_mean", dtype="float32")(outputs)
     return keras.Model(inputs, outputs, name=f"{design.family}_{schema.source}")
 
 
@@ -75,7 +75,7 @@ def ensemble_of(models: list[keras.Model]) -> keras.Model:
         lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name), models[0].input)
     # Renamed wrappers: members may share a name (same family), which one graph cannot hold.
     outputs = [keras.Model(m.input, m.output, name=f"member_{i}")(shared) for i, m in enumerate(models)]
-    return keras.Model(shared, keras.layers.Average(name="average")(outputs), name="ensemble")
+    return keras.Model(shared, keras.layers.Average(name="average", dtype="float32")(outputs), name="ensemble")
 
 
 def load_model(path) -> keras.Model:

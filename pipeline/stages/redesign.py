@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline import compute
 from pipeline.config import PipelineConfig
 from pipeline.designs import Design
 from pipeline.errors import DesignError
@@ -41,6 +42,7 @@ def write_curves(curves: dict, path) -> None:
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     trained = read_json(paths.metrics / "train.json")
     initial = Design.load(paths.design / "design.json")
+    compute.apply(cfg.compute)
     # No stale verdict survives an interrupted run: the outputs appear together, when complete.
     (paths.metrics / "redesign.json").unlink(missing_ok=True)
     shutil.rmtree(paths.redesign, ignore_errors=True)

@@ -5,6 +5,7 @@ import time
 import keras
 import pandas as pd
 
+from pipeline import compute
 from pipeline.config import PipelineConfig
 from pipeline.designs import Design
 from pipeline.files import write_json
@@ -18,6 +19,8 @@ from pipeline.training import fit_design, score
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     splits, schema = load_splits(paths)
     design = Design.load(paths.design / "design.json")
+    chosen = compute.apply(cfg.compute)
+    print(f"train: on {chosen.describe(design.hyperparameters.get('batch_size'))}")
     started = time.monotonic()
     fitted = fit_design(design, schema, splits, cfg.train, cfg.goal,
                         deadline=tracker.started + cfg.train.time_budget_s, on_epoch=tracker.log_epoch)
@@ -41,6 +44,8 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
         "fine_tuned": fitted.fine_tuned,
         "seconds": round(time.monotonic() - started, 2),
         "backend": keras.backend.backend(),
+        "devices": [d.name for d in chosen.devices],
+        "precision": chosen.precision,
     }
     write_json(paths.metrics / "train.json", result)
     tracker.log_metrics({f"final_{k}": result[k] for k in ("train", "validation", "seconds")})
