@@ -37,7 +37,8 @@ class Compute:
         names = ", ".join(d.name for d in self.devices)
         text = f"{len(self.devices)} device{'s' if len(self.devices) > 1 else ''} ({names}), {self.precision}"
         if self.data_parallel and batch_size:
-            text += f", data parallel: global batch {batch_size} = {len(self.devices)} x {batch_size // len(self.devices)}"
+            size = batch_for(batch_size, len(self.devices))
+            text += f", data parallel: global batch {size} = {len(self.devices)} x {size // len(self.devices)}"
         return text
 
 
@@ -60,10 +61,8 @@ def local_devices() -> list[Device]:
     elif backend == "tensorflow":
         import tensorflow as tf
 
-        for i, gpu in enumerate(tf.config.list_logical_devices("GPU")):
-            details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[i]) \
-                if i < len(tf.config.list_physical_devices("GPU")) else {}
-            capability = details.get("compute_capability")
+        for i, gpu in enumerate(tf.config.list_physical_devices("GPU")):
+            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
             found.append(Device(f"gpu:{i}", "gpu", float(".".join(map(str, capability))) if capability else None))
         found += [Device(f"cpu:{i}", "cpu") for i, _ in enumerate(tf.config.list_logical_devices("CPU"))]
     elif backend == "torch":
@@ -125,3 +124,9 @@ def apply(settings) -> Compute:
     jit = settings.jit_compile
     CURRENT = Compute(devices, precision, jit)
     return CURRENT
+
+
+def batch_for(batch_size: int, devices: int | None = None) -> int:
+    """The global batch: a multiple of the device count (at least one row per device)."""
+    count = devices or len(CURRENT.devices)
+    return max(count, batch_size // count * count)

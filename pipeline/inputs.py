@@ -71,7 +71,9 @@ def fit(model, x, y, batch_size: int, validation_data: tuple | None = None, seed
         validation_data = (in_memory(validation_data[0]), *validation_data[1:])
     devices = _data_parallel_devices()
     if devices > 1:
-        x, y, batch_size = *_whole_shares(x, y, devices), max(devices, batch_size // devices * devices)
+        from pipeline.compute import batch_for
+
+        x, y, batch_size = *_whole_shares(x, y, devices), batch_for(batch_size)
         if validation_data is not None:
             validation_data = _whole_shares(*validation_data[:2], devices)
     if validation_data is not None and isinstance(validation_data[0], ImageFiles):

@@ -167,17 +167,18 @@ class Fitted:
     fine_tuned: str | None = None  # what the second phase trained, when there was one
 
 
-def second_phase(model: keras.Model, family_name: str, hp: dict):
-    """Unfreeze what a two-phase family (transfer learning) trains next: a FineTune record, or None."""
+def start_second_phase(model: keras.Model, view: keras.Model, family_name: str, hp: dict, task: Task,
+                       n_rows: int, goal_metric: str | None = None):
+    """For a two-phase family (transfer learning): unfreeze what it trains next and recompile
+    `view` at the lower learning rate. Returns the FineTune record, or None (one phase only)."""
     from pipeline.models.registry import family
 
     fine_tune = family(family_name).fine_tune
-    return fine_tune(model, hp) if fine_tune else None
-
-
-def fine_tune_settings(hp: dict, factor: float) -> dict:
-    """The second phase's training choices: the first's, with the learning rate times `factor`."""
-    return {**hp, "learning_rate": float(hp["learning_rate"]) * factor}
+    tune = fine_tune(model, hp) if fine_tune else None
+    if tune is not None:
+        settings = {**hp, "learning_rate": float(hp["learning_rate"]) * tune.learning_rate_factor}
+        compile_model(view, task, settings, steps_per_epoch(n_rows, hp["batch_size"]), tune.epochs, goal_metric)
+    return tune
 
 
 def improved(mode: str, value: float, reference: float) -> bool:
@@ -200,42 +201,36 @@ def fit_design(design: Design, schema, splits: Splits, train: TrainConfig, goal:
     task, hp, prep = schema.task, design.hyperparameters, design.preprocessing
     view = task.training_view(model)
     compile_model(view, task, hp, steps_per_epoch(len(splits.train), hp["batch_size"]), epochs, goal.metric)
-    patience = train.early_stopping_patience
-    callbacks = training_callbacks(goal, splits.validation, patience, deadline, train=splits.train,
-                                   exact_train_metric=True, monitor=train.early_stopping_monitor, preprocessing=prep)
-    history = inputs.fit(
-        view, splits.train.x, task.training_targets(splits.train.y, prep), hp["batch_size"],
-        validation_data=(splits.validation.x, task.training_targets(splits.validation.y, prep)), epochs=epochs,
-        seed=train.seed, callbacks=callbacks + schedule_callbacks(hp, goal, patience, train.early_stopping_monitor)
-        + ([EpochLog(on_epoch)] if on_epoch else []),
-        verbose=train.verbose if verbose is None else verbose,
-    )
-    stopping = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
-    cut_short = any(isinstance(c, Deadline) and c.hit for c in callbacks)
+    patience, monitor = train.early_stopping_patience, train.early_stopping_monitor
+
+    def fit_phase(first_epoch: int, last_epoch: int, extra: list):
+        """One training phase (epochs numbered on from the last): (history, early stopping, cut short)."""
+        callbacks = training_callbacks(goal, splits.validation, patience, deadline, train=splits.train,
+                                       exact_train_metric=True, monitor=monitor, preprocessing=prep)
+        history = inputs.fit(
+            view, splits.train.x, task.training_targets(splits.train.y, prep), hp["batch_size"],
+            validation_data=(splits.validation.x, task.training_targets(splits.validation.y, prep)),
+            epochs=last_epoch, initial_epoch=first_epoch, seed=train.seed,
+            callbacks=callbacks + extra + ([EpochLog(on_epoch)] if on_epoch else []),
+            verbose=train.verbose if verbose is None else verbose,
+        )
+        stopping = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+        return history, stopping, any(isinstance(c, Deadline) and c.hit for c in callbacks)
+
+    history, stopping, cut_short = fit_phase(0, epochs, schedule_callbacks(hp, goal, patience, monitor))
     curves = history.history
     restored = (stopping.best_epoch + 1) if stopping.best_weights is not None else len(curves.get("loss", [])) or 1
     fitted = Fitted(model, curves, restored, cut_short, (restored,))
-    tune = None if cut_short else second_phase(model, design.family, hp)
+    tune = None if cut_short else start_second_phase(model, view, design.family, hp, task, len(splits.train),
+                                                     goal.metric)
     if tune is None:
         return fitted
     # Phase 2 goes on from phase 1's kept weights; its weights are kept only if they do better.
     ran, kept_weights = len(curves.get("loss", [])), view.get_weights()
-    compile_model(view, task, fine_tune_settings(hp, tune.learning_rate_factor),
-                  steps_per_epoch(len(splits.train), hp["batch_size"]), tune.epochs, goal.metric)
-    callbacks = training_callbacks(goal, splits.validation, patience, deadline, train=splits.train,
-                                   exact_train_metric=True, monitor=train.early_stopping_monitor, preprocessing=prep)
-    more = inputs.fit(
-        view, splits.train.x, task.training_targets(splits.train.y, prep), hp["batch_size"],
-        validation_data=(splits.validation.x, task.training_targets(splits.validation.y, prep)),
-        epochs=ran + tune.epochs, initial_epoch=ran, seed=train.seed,
-        callbacks=callbacks + ([EpochLog(on_epoch)] if on_epoch else []),
-        verbose=train.verbose if verbose is None else verbose,
-    )
-    fine = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+    more, fine, fitted.cut_short = fit_phase(ran, ran + tune.epochs, [])
     fitted.curves = {k: list(curves.get(k, [])) + list(more.history.get(k, [])) for k in {*curves, *more.history}}
-    fitted.cut_short = any(isinstance(c, Deadline) and c.hit for c in callbacks)
     fitted.fine_tuned = tune.unfrozen
-    _, mode = monitored(goal, train.early_stopping_monitor)
+    _, mode = monitored(goal, monitor)
     if fine.best_weights is not None and improved(mode, fine.best, stopping.best):
         fitted.restored_epoch = fine.best_epoch + 1
         fitted.phase_epochs = (restored, fine.best_epoch + 1 - ran)
@@ -270,12 +265,10 @@ def refit(design: Design, schema, rows: Rows, train: TrainConfig, phase_epochs: 
     settings = {**hp, "lr_schedule": "constant" if hp.get("lr_schedule") == "plateau" else hp.get("lr_schedule")}
     done = 0
     for phase, epochs in enumerate(phase_epochs):
-        if phase == 1:
-            tune = second_phase(model, design.family, hp)
-            if tune is None:
-                break
-            settings = fine_tune_settings(settings, tune.learning_rate_factor)
-        compile_model(view, task, settings, steps_per_epoch(len(rows), hp["batch_size"]), epochs)
+        if phase == 0:
+            compile_model(view, task, settings, steps_per_epoch(len(rows), hp["batch_size"]), epochs)
+        elif start_second_phase(model, view, design.family, settings, task, len(rows)) is None:
+            break
         history = inputs.fit(view, rows.x, task.training_targets(rows.y, design.preprocessing), hp["batch_size"],
                              epochs=done + epochs, initial_epoch=done, seed=train.seed,
                              callbacks=[keras.callbacks.TerminateOnNaN()],

@@ -17,14 +17,7 @@ from pipeline.designs import Design, DesignSpace, family_key
 from pipeline.models.builder import build_model
 from pipeline.models.registry import family as family_named
 from pipeline.schema import Schema
-from pipeline.training import (
-    Deadline,
-    compile_model,
-    fine_tune_settings,
-    schedule_callbacks,
-    second_phase,
-    steps_per_epoch,
-)
+from pipeline.training import Deadline, compile_model, schedule_callbacks, start_second_phase, steps_per_epoch
 
 
 def fitting_families(space: DesignSpace, input_shape: list[int]) -> list[str]:
@@ -110,17 +103,15 @@ class DesignHyperModel(kt.HyperModel):
         callbacks = [*(callbacks or []), *schedule]
         history = inputs.fit(model, x, targets, hp.get("batch_size"), callbacks=callbacks, seed=train.seed,
                              validation_data=validation_data, **kwargs)
-        design = self.design_from(hp)
         ran = len(history.history.get("loss", []))
-        if model.stop_training and any(isinstance(c, Deadline) and c.hit for c in callbacks):
+        if not ran or any(isinstance(c, Deadline) and c.hit for c in callbacks):
             return history
-        tune = second_phase(model, design.family, design.hyperparameters)
-        if tune is None or not ran:
-            return history
+        design = self.design_from(hp)
         # Phase 2 (fine-tuning a pretrained backbone), its epochs numbered on from phase 1's.
-        hyper = fine_tune_settings(design.hyperparameters, tune.learning_rate_factor)
-        compile_model(model, task, hyper, steps_per_epoch(self.n_train, hyper["batch_size"]), tune.epochs,
-                      self.cfg.goal.metric)
+        tune = start_second_phase(model, model, design.family, design.hyperparameters, task, self.n_train,
+                                  self.cfg.goal.metric)
+        if tune is None:
+            return history
         more = inputs.fit(model, x, targets, hp.get("batch_size"), callbacks=callbacks, seed=train.seed,
                           validation_data=validation_data, **{**kwargs, "epochs": ran + tune.epochs,
                                                               "initial_epoch": ran})

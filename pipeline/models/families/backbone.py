@@ -77,8 +77,6 @@ def build(x, hp: dict):
 
 def input_size(input_shape: list, hp: dict) -> tuple[int, int]:
     """(height, width) the application reads: `image_size`, or the images' own raised to its minimum."""
-    if transfer.is_own_model(hp["network"]):
-        return tuple(int(s) for s in input_shape[:2])
     if hp["image_size"]:
         return hp["image_size"], hp["image_size"]
     smallest = transfer.APPLICATIONS[hp["network"]].min_size
