@@ -11,8 +11,9 @@ validation rows and scored on its test rows; the goal threshold is set to the be
 test score and the rest of the pipeline runs with its defaults, each stage as
 `python -m pipeline <stage>` (what `dvc repro` runs), tracking into a scratch MLflow store.
 
-Baselines: HistGradientBoosting and a linear model for tables; TF-IDF word 1-2-grams +
-logistic regression for text; a fixed small Keras CNN for images; three Conv1D(25, 5) layers
+Baselines: for tables and text, those the validate stage fits (pipeline/baselines.py):
+HistGradientBoosting and a linear model for tables, TF-IDF word 1-2-grams + a linear model for
+text; here fitted on train + validation; a fixed small Keras CNN for images; three Conv1D(25, 5) layers
 + Dense (Adam 1e-2, 60 epochs) for sequences; ridge regression and gradient boosting on the
 window for forecasting. Writes suite.md (the table) and suite.json into --out.
 """
@@ -61,55 +62,19 @@ def compose(root: Path, overrides: list[str], env: dict) -> None:
 
 # ---- baselines -------------------------------------------------------------------------------
 
-def _table(x, schema) -> tuple[pd.DataFrame, list[str]]:
-    frame = x if isinstance(x, pd.DataFrame) else pd.DataFrame(np.asarray(x), columns=schema.features)
-    categorical = [c.name for c in schema.columns if c.kind == "categorical"]
-    return frame.astype({c: "category" for c in categorical}), categorical
+def shared_baselines(x_fit, y_fit, x_test, schema) -> dict:
+    """The validate stage's own baselines for the input kind (pipeline/baselines.py), the training
+    prior left out: for tables, a linear model and gradient boosting; for text, TF-IDF 1-2-grams +
+    a linear model."""
+    from pipeline.baselines import baselines_for, outputs
 
+    def fitted(baseline):
+        def fit():
+            estimator = baseline.make().fit(baseline.features(x_fit), y_fit)
+            return outputs(estimator, baseline.features(x_test), schema)
+        return fit
 
-def table_baselines(x_fit, y_fit, x_test, schema) -> dict:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    fit_frame, categorical = _table(x_fit, schema)
-    test_frame, _ = _table(x_test, schema)
-    numeric = [c for c in fit_frame.columns if c not in categorical]
-    regression = schema.task.predicts_value
-    boosting = (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
-        categorical_features="from_dtype", random_state=0)
-    linear = make_pipeline(
-        ColumnTransformer([("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-                           ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                                                         OneHotEncoder(handle_unknown="ignore")), categorical)]),
-        Ridge() if regression else LogisticRegression(max_iter=3000))
-    linear_fit = fit_frame.astype({c: object for c in categorical})
-    linear_test = test_frame.astype({c: object for c in categorical})
-    return {"gradient boosting": lambda: _predict(boosting, fit_frame, y_fit, test_frame, schema),
-            "linear": lambda: _predict(linear, linear_fit, y_fit, linear_test, schema)}
-
-
-def _predict(model, x_fit, y_fit, x_test, schema):
-    model.fit(x_fit, y_fit)
-    if schema.task.predicts_value:
-        return model.predict(x_test)
-    probs = model.predict_proba(x_test)
-    return probs[:, 1] if schema.n_outputs == 1 else probs
-
-
-def text_baselines(x_fit, y_fit, x_test, schema) -> dict:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    column = schema.features[0]
-    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                          LogisticRegression(max_iter=3000))
-    return {"tf-idf 1-2-grams + logistic regression":
-            lambda: _predict(model, x_fit[column].fillna(""), y_fit, x_test[column].fillna(""), schema)}
+    return {b.name: fitted(b) for b in baselines_for(schema) if not b.name.startswith("always")}
 
 
 def _keras_fit(layers, x_fit, y_fit, x_test, schema, learning_rate, epochs):
@@ -153,7 +118,7 @@ def sequence_baselines(x_fit, y_fit, x_test, schema) -> dict:
     return {"3 x Conv1D(25, 5) + Dense (60 epochs)": conv1d}
 
 
-BASELINES = {"tabular": table_baselines, "text": text_baselines, "image": image_baselines,
+BASELINES = {"tabular": shared_baselines, "text": shared_baselines, "image": image_baselines,
              "sequence": sequence_baselines}
 
 

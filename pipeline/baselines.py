@@ -144,7 +144,7 @@ def baselines_for(schema: Schema) -> list[Baseline]:
     return [prior, *kinds.get(schema.input_kind, lambda *_: [])(schema, regression)]
 
 
-def _outputs(estimator, x, schema: Schema) -> np.ndarray:
+def outputs(estimator, x, schema: Schema) -> np.ndarray:
     """Predictions in the network's output layout: values, P(positive) for binary, else class probabilities."""
     if schema.task.predicts_value:
         return np.asarray(estimator.predict(x), dtype="float64")
@@ -171,9 +171,9 @@ def fit_baselines(schema: Schema, splits: Splits, metric: str) -> list[Entry]:
             continue
         fit_seconds = time.perf_counter() - started
         validation = schema.task.score(metric, splits.validation.y,
-                                       _outputs(estimator, baseline.features(splits.validation.raw), schema))
+                                       outputs(estimator, baseline.features(splits.validation.raw), schema))
         started = time.perf_counter()
-        test_outputs = _outputs(estimator, baseline.features(splits.test.raw), schema)
+        test_outputs = outputs(estimator, baseline.features(splits.test.raw), schema)
         per_row = (time.perf_counter() - started) * 1000 / max(1, len(splits.test))
         entries.append(Entry(baseline.name, "baseline", validation, schema.task.score(metric, splits.test.y,
                                                                                       test_outputs),
