@@ -119,6 +119,18 @@ def test_the_leaderboard_puts_the_network_beside_plain_baselines_on_the_same_row
     assert pd.read_csv(paths.validate / "leaderboard.csv")["name"].tolist() == [e["name"] for e in test["leaderboard"]]
 
 
+def test_the_leaderboard_scores_the_searchs_other_designs_on_test(breast_cancer_run):
+    _, paths, _ = breast_cancer_run
+    assert read_json(paths.redesign / "summary.json")["searched"]
+    confirmed = read_json(paths.redesign / "confirmed" / "index.json")
+    assert confirmed, "a search with a full-data run and an ensemble leaves designs that were not chosen"
+    board = {entry["name"]: entry for entry in read_json(paths.metrics / "test.json")["leaderboard"]}
+    for entry in confirmed:
+        row = board[entry["name"]]
+        assert row["name"].startswith("searched #") and row["validation"] == entry["validation"]
+        assert 0.0 <= row["test"] <= 1.0 and row["size_kb"] > 0
+
+
 def test_multilabel_run_validates_and_predicts(tmp_path):
     from pipeline.paths import Paths
     from pipeline.predict import predict_file

@@ -158,12 +158,29 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
     ensembles = [c for c in outcome.candidates if c.design.is_ensemble]
     if ensembles:
         facts["ensemble_validation"] = loop.best(ensembles).validation
+    save_confirmed([c for c in outcome.candidates if c is not best and c is not trained_run], out / "confirmed")
     if best is trained_run:
         return best, {**facts, "chosen": "trained",
                       "reason": f"no searched design or ensemble beat the trained one ({outcome.stop_reason})"}
     return best, {**facts, "chosen": "ensemble" if best.design.is_ensemble else "search",
                   "reason": f"search found a better design ({outcome.stop_reason}); "
                             "equal goal metrics are decided by the lower validation loss"}
+
+
+def save_confirmed(candidates: list[Candidate], folder: Path) -> None:
+    """The search's other full-data designs and ensembles (not chosen), for the validate stage's
+    leaderboard: each model and an index of names and validation scores."""
+    folder.mkdir(parents=True, exist_ok=True)
+    index = []
+    for number, candidate in enumerate(candidates, start=1):
+        design = candidate.design
+        what = (f"ensemble ({'+'.join(m.family for m in design.members)})" if design.is_ensemble
+                else f"full-data run ({design.family})")
+        file = f"{number:02d}.keras"
+        candidate.model.save(folder / file)
+        index.append({"name": f"searched #{number}, not chosen: round {candidate.round} {what}", "file": file,
+                      "validation": candidate.validation})
+    write_json(folder / "index.json", index)
 
 
 def _refit(cfg: PipelineConfig, schema, splits, chosen: Candidate):

@@ -4,7 +4,8 @@ Writes the goal verdict with a bootstrap interval (how sure a verdict on this ma
 is), the task's standard metrics, and the error analysis: confusion matrix, the most confused
 classes, the worst test examples, calibration, and the weakest slices of the data; and a
 leaderboard: the exported network beside the model it was chosen as (before its refit), the
-initial design, and plain baselines fitted on the same training rows (pipeline/baselines.py).
+initial design, the search's other full-data designs and ensembles, and plain baselines fitted
+on the same training rows (pipeline/baselines.py).
 """
 
 import time
@@ -115,6 +116,10 @@ def leaderboard(cfg: PipelineConfig, paths: Paths, schema: Schema, splits: Split
         initial = Design.load(paths.design / "design.json")
         earlier.append((paths.train / "model.keras", f"initial design ({initial.family})", trained["validation"],
                         trained["seconds"]))
+    confirmed = paths.redesign / "confirmed" / "index.json"
+    for entry in read_json(confirmed) if confirmed.is_file() else []:
+        earlier.append((confirmed.parent / entry["file"], entry["name"],
+                        entry["validation"], None))
     for path, name, validation, fit_seconds in earlier:
         if path.is_file():
             model = load_model(path)
