@@ -176,16 +176,24 @@ def run_tags() -> dict[str, str]:
     return tags
 
 
+# The MLflow UI reads this experiment tag to open an experiment on its training runs ("Machine
+# learning") rather than its GenAI overview (traces); an experiment that has the tag keeps it.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def _experiment_id(mlflow, cfg: PipelineConfig) -> str:
     experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is not None:
+        if not any(key in experiment.tags for key in EXPERIMENT_KIND):
+            for key, value in EXPERIMENT_KIND.items():
+                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     # Explicit artifact root beside the sqlite store: a relative default would land in a DVC temp copy.
     uri = tracking_uri(cfg)
     location = None
     if uri.startswith("sqlite:///"):
         location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
-    return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location)
+    return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location, tags=EXPERIMENT_KIND)
 
 
 @contextmanager

@@ -88,3 +88,18 @@ def test_a_child_run_is_written_live_epoch_by_epoch_under_keras_names(store):
     assert trial.data.metrics["seconds"] == 1.5 and "val_goal_best" not in trial.data.metrics
     parent_run = client.get_run(parent)
     assert parent_run.data.metrics["loss"] == 0.3 and "val_goal" not in parent_run.data.metrics
+
+
+def test_the_experiment_opens_on_training_runs_in_the_mlflow_ui(store):
+    client = mlflow.MlflowClient(store)
+    with stage_run(make_config("data=wine"), "goal") as run:
+        kind = client.get_experiment(client.get_run(run.run_id).info.experiment_id).tags["mlflow.experimentKind"]
+    assert kind == "custom_model_development"  # the UI's "Machine learning" kind: the runs view
+    # an experiment made elsewhere gets the kind; a kind someone set is kept
+    bare = client.create_experiment("made-elsewhere")
+    chosen = client.create_experiment("chosen-kind", tags={"mlflow.experimentKind": "genai_development"})
+    for name in ("made-elsewhere", "chosen-kind"):
+        with stage_run(make_config("data=wine", f"tracking.experiment={name}"), "goal"):
+            pass
+    assert client.get_experiment(bare).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_experiment(chosen).tags["mlflow.experimentKind"] == "genai_development"
