@@ -193,7 +193,14 @@ def _experiment_id(mlflow, cfg: PipelineConfig) -> str:
     location = None
     if uri.startswith("sqlite:///"):
         location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
-    return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+    try:
+        return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+    except mlflow.exceptions.MlflowException:
+        # On a shared tracking server (no local lock) another process may have just created it.
+        experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 @contextmanager
