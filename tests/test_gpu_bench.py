@@ -24,6 +24,7 @@ sys.meta_path.insert(0, NoTensorFlow())
 '''
 
 
+@pytest.mark.slow  # about 45 s: .ci/run runs it
 def test_gpu_bench_runs_under_jax_without_tensorflow(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(NO_TENSORFLOW)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}

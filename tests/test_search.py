@@ -84,6 +84,7 @@ def test_a_diverging_trial_is_failed_and_the_search_goes_on(wine, tmp_path):
     assert result.best and result.best[0][0].values["learning_rate"] <= 1e6
 
 
+@pytest.mark.slow  # about 40 s: .ci/run runs it
 def test_same_seed_gives_the_same_trials_and_another_seed_does_not(wine, tmp_path):
     def sequence(seed, where):
         result = tune(wine, where, "search.tuner=random", "goal.threshold=1.0", "search.stop_on_goal=false",

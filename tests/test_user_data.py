@@ -216,6 +216,7 @@ def test_separate_validation_source_and_duplicate_warning(tmp_path, capsys):
     assert set(summary["class_counts"]["validation"]) == {"basic", "plus", "pro"}
 
 
+@pytest.mark.slow  # about 30 s: .ci/run runs it
 def test_mixed_table_trains_on_jax(tmp_path):
     pytest.importorskip("jax")
     mixed_table(rows=120).to_csv(tmp_path / "t.csv", index=False)
