@@ -28,7 +28,9 @@ PACKAGE_DIR = Path(__file__).parent
 # What the serving code imports, pinned to the versions it was exported with.
 SERVING_PACKAGES = ("keras", "numpy", "pandas", "scikit-learn", "pillow", "pyarrow", "pydantic", "pyyaml",
                     "matplotlib", "mlflow")
-BACKEND_PACKAGES = {"tensorflow": ("tensorflow-cpu", "tensorflow"), "jax": ("jax",), "torch": ("torch",)}
+# Per backend, the packages that may provide it: (name, its CUDA extra, a package that extra installs).
+BACKEND_PACKAGES = {"tensorflow": (("tensorflow", "and-cuda", "nvidia-cudnn-cu12"), ("tensorflow-cpu", None, None)),
+                    "jax": (("jax", "cuda12", "jax-cuda12-plugin"),), "torch": (("torch", None, None),)}
 
 
 def model_name(cfg) -> str:
@@ -49,17 +51,27 @@ def serving_example(raw, schema: Schema) -> pd.DataFrame:
     return flat_frame(raw, schema).astype("float64")
 
 
+def installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def backend_requirement(backend: str) -> str | None:
+    """The backend's package as installed here, pinned; with its CUDA extra when the CUDA wheels are installed."""
+    for name, cuda_extra, cuda_package in BACKEND_PACKAGES.get(backend, ()):
+        version = installed_version(name)
+        if version is not None:
+            extra = f"[{cuda_extra}]" if cuda_extra and installed_version(cuda_package) else ""
+            return f"{name}{extra}=={version}"
+    return None
+
+
 def serving_requirements() -> list[str]:
-    backend = keras.backend.backend()
-    names = list(SERVING_PACKAGES)
-    for candidate in BACKEND_PACKAGES.get(backend, ()):
-        try:
-            importlib.metadata.version(candidate)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        names.append(candidate)
-        break
-    return [f"{name}=={importlib.metadata.version(name)}" for name in names]
+    pinned = [f"{name}=={installed_version(name)}" for name in SERVING_PACKAGES]
+    backend = backend_requirement(keras.backend.backend())
+    return pinned + ([backend] if backend else [])
 
 
 def log_serving_model(mlflow, export_dir: Path, example: pd.DataFrame, predictions: pd.DataFrame, name: str):
