@@ -1,7 +1,8 @@
 """The four tasks, each one object: what the model outputs (head, loss, native Keras metrics), how
 its outputs become labels, probabilities, scores and a predictions table, and how targets are
 encoded. Every other module asks the task (``task_named(schema.task)``) instead of comparing
-task names. Importing this module is cheap; Keras is loaded only when a head is built.
+task names. Importing this module is cheap; Keras is loaded only when a head is built, scikit-learn when
+something is scored.
 
 Raw outputs are what the Keras model returns: a probability per row (binary, shape (n,) or
 (n, 1)), per class (multiclass, (n, classes)) or per label (multilabel, (n, labels)), or a
@@ -14,10 +15,10 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from pipeline.errors import DataError
 from pipeline.lazy import keras
+from pipeline.lazy import sklearn_metrics as skm
 from pipeline.objective import Objective
 
 
