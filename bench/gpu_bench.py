@@ -6,13 +6,10 @@
 
 The data are generated 10-class shape pictures (bench/suite_data.py), the model is the tool's
 initial convnet design for them. The tool's path is `pipeline.training.fit_design` (callbacks,
-early stopping, validation and the exact train metric each epoch, the compute section's devices
-and precision); the raw path compiles the same built model with the same optimizer, loss and
+early stopping, validation each epoch, the compute section's devices and precision); the raw path compiles the same built model with the same optimizer, loss and
 batch and calls `model.fit` with the validation rows. Throughput is training rows per second
 over the epochs after the first (the first one compiles). Needs only Keras, its backend, NumPy
-and Pillow: it runs under JAX without TensorFlow installed. The tool measures the train metric
-in inference mode each epoch on up to 1,024 training rows (for the diagnosis); on the small
-default data that is every row, so tool / raw reads lower there than on a GPU-sized run.
+and Pillow: it runs under JAX without TensorFlow installed.
 
 Targets on a GPU: tool / raw >= 0.9; mixed precision >= 1.5 x float32 on the convnet.
 Parallel trial workers (1 vs N) are not measured: `search.workers` is not built yet.

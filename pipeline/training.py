@@ -16,40 +16,31 @@ from pipeline.prepared import Rows, Splits
 from pipeline.tasks import Task
 
 GOAL_LOG_KEY = "val_goal"
-TRAIN_GOAL_LOG_KEY = "goal"
-TRAIN_SAMPLE_ROWS = 1024
 
 
 class GoalMetric(keras.callbacks.Callback):
-    """Adds the goal metric to the epoch logs: `val_goal` (validation) and `goal` (a train sample).
+    """Adds the goal metric on validation to the epoch logs (`val_goal`), for the metrics Keras
+    lacks (balanced accuracy, macro F1, AUC, multilabel accuracy); the others are compiled into
+    the model. Keras passes one logs dict through every callback, so early stopping, KerasTuner's
+    objective and the history CSV see it when this callback is first.
 
-    Only for metrics Keras lacks (balanced accuracy, macro F1, AUC, multilabel accuracy), or for
-    the train value measured in inference mode; the others are compiled into the model. Keras
-    passes one logs dict through every callback, so early stopping, KerasTuner's objective and
-    the history CSV see it when this callback is first.
+    The train side is not re-measured each epoch: the diagnosis reads the goal metric on the
+    training rows at the kept weights, in inference mode, once the run ends
+    (`search.rounds.train_score`), so every epoch's budget goes to training.
     """
 
-    def __init__(self, goal: GoalConfig, validation: Rows, train: Rows | None = None, on_validation: bool = True,
-                 preprocessing: dict | None = None):
+    def __init__(self, goal: GoalConfig, validation: Rows, preprocessing: dict | None = None):
         super().__init__()
-        self.goal, self.validation, self.on_validation = goal, validation, on_validation
+        self.goal, self.validation = goal, validation
         self.preprocessing = preprocessing or {}
-        self.train = None if train is None else Rows(inputs.head(train.x, TRAIN_SAMPLE_ROWS),
-                                                     train.y[:TRAIN_SAMPLE_ROWS])
-
-    def _score(self, rows: Rows) -> float:
-        task = self.goal.kind
-        # The model being fitted may be the training view: its outputs go back to the target's units.
-        raw = task.outputs(inputs.predict(self.model, rows.x), self.preprocessing)
-        return task.score(self.goal.metric, rows.y, raw)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        if self.on_validation:
-            logs[GOAL_LOG_KEY] = self._score(self.validation)
-        if self.train is not None:
-            logs[TRAIN_GOAL_LOG_KEY] = self._score(self.train)
+        task = self.goal.kind
+        # The model being fitted may be the training view: its outputs go back to the target's units.
+        raw = task.outputs(inputs.predict(self.model, self.validation.x), self.preprocessing)
+        logs[GOAL_LOG_KEY] = task.score(self.goal.metric, self.validation.y, raw)
 
 
 class Deadline(keras.callbacks.Callback):
@@ -87,21 +78,14 @@ def monitored(goal: GoalConfig, monitor: str) -> tuple[str, str]:
 
 
 def training_callbacks(goal: GoalConfig, validation: Rows, patience: int, deadline: float | None = None,
-                       train: Rows | None = None, exact_train_metric: bool = False, monitor: str = "loss",
-                       preprocessing: dict | None = None) -> list:
+                       monitor: str = "loss", preprocessing: dict | None = None) -> list:
     """Goal metric first when Keras lacks it (others read it), then NaN guard, early stopping, deadline.
 
-    Keras's own train metric is a running mean over the epoch with dropout active, which reads
-    low; `exact_train_metric` re-measures it on a train sample in inference mode, for diagnosis.
     `monitor="loss"` stops on validation loss: on a small validation split the goal metric
     saturates (every design 1 error short) long before the model stops improving.
     """
-    if goal.kind.native_metrics.get(goal.metric) is None:
-        callbacks = [GoalMetric(goal, validation, train, preprocessing=preprocessing)]
-    elif exact_train_metric and train is not None:
-        callbacks = [GoalMetric(goal, validation, train, on_validation=False, preprocessing=preprocessing)]
-    else:
-        callbacks = []
+    callbacks = [] if goal.kind.native_metrics.get(goal.metric) is not None else \
+        [GoalMetric(goal, validation, preprocessing=preprocessing)]
     key, mode = monitored(goal, monitor)
     callbacks += [
         keras.callbacks.TerminateOnNaN(),
@@ -205,8 +189,8 @@ def fit_design(design: Design, schema, splits: Splits, train: TrainConfig, goal:
 
     def fit_phase(first_epoch: int, last_epoch: int, extra: list):
         """One training phase (epochs numbered on from the last): (history, early stopping, cut short)."""
-        callbacks = training_callbacks(goal, splits.validation, patience, deadline, train=splits.train,
-                                       exact_train_metric=True, monitor=monitor, preprocessing=prep)
+        callbacks = training_callbacks(goal, splits.validation, patience, deadline, monitor=monitor,
+                                       preprocessing=prep)
         history = inputs.fit(
             view, splits.train.x, task.training_targets(splits.train.y, prep), hp["batch_size"],
             validation_data=(splits.validation.x, task.training_targets(splits.validation.y, prep)),

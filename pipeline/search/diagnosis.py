@@ -77,7 +77,7 @@ def diagnose(curves: dict[str, list[float]], goal: GoalConfig, settings: Diagnos
                 "stalled", f"val_loss never fell below {target:.4g} in {len(val_loss)} epochs (first {val_loss[0]:.4g})"))
 
     train, val = curves.get("goal", []), curves.get("val_goal", [])
-    if train and val and len(train) == len(val):
+    if val and (train_score is not None or len(train) == len(val)):
         objective = goal.objective
         best = objective.best_index(val)
         t, v = (train[best] if train_score is None else train_score), val[best]

@@ -195,7 +195,7 @@ def run_tuner(cfg: PipelineConfig, hypermodel: DesignHyperModel, train, validati
     tuner = DesignTuner(oracle, hypermodel, on_trial_begin=on_trial_begin, on_trial_end=on_trial_end,
                         directory=str(directory),
                         project_name="search", overwrite=False)
-    callbacks = training_callbacks(cfg.goal, validation, cfg.train.early_stopping_patience, deadline, train=train,
+    callbacks = training_callbacks(cfg.goal, validation, cfg.train.early_stopping_patience, deadline,
                                    monitor=cfg.train.early_stopping_monitor, preprocessing=hypermodel.preprocessing)
     tuner.search(train.x, train.y, validation_data=(validation.x, validation.y), epochs=hypermodel.epochs,
                  callbacks=callbacks, verbose=0)

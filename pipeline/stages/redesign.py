@@ -128,11 +128,12 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
             trained_run: Candidate | None, trained: dict) -> tuple[Candidate, dict]:
     """Run the redesign loop from the trained design (None: it failed) and choose the best candidate."""
     goal = cfg.goal
-    # keep part of the budget for the refit: about what training the initial design took, on more rows
+    # keep the budget's share the refit needs (about what training the initial design took, on more
+    # rows), so that the search and the refit end within the budget together
     reserve = 0.0
     if cfg.train.refit:
         rows = len(splits.train) + len(splits.validation)
-        reserve = min(0.4 * cfg.search.time_budget_s, trained["seconds"] * rows / len(splits.train)
+        reserve = min(cfg.search.time_budget_s, trained["seconds"] * rows / len(splits.train)
                       * trained["restored_epoch"] / max(1, trained["epochs_run"]))
     outcome = loop.run(prior=(trained_run,) if trained_run else (), reserve_s=reserve, budget_started=tracker.started)
     pd.DataFrame(outcome.trials).to_csv(out / "trials.csv", index=False)
