@@ -6,9 +6,10 @@
 
 The data are generated 10-class shape pictures (bench/suite_data.py), the model is the tool's
 initial convnet design for them. The tool's path is `pipeline.training.fit_design` (callbacks,
-early stopping, validation each epoch, the compute section's devices and precision); the raw path compiles the same built model with the same optimizer, loss and
-batch and calls `model.fit` with the validation rows. Throughput is training rows per second
-over the epochs after the first (the first one compiles). Needs only Keras, its backend, NumPy
+early stopping, validation each epoch, the compute section's devices and precision); the raw
+path compiles the same built model with the same optimizer, loss and batch and calls
+`model.fit` with the validation rows. Throughput is training rows per second over the epochs
+after the first (the first one compiles). Needs only Keras, its backend, NumPy
 and Pillow: it runs under JAX without TensorFlow installed.
 
 Targets on a GPU: tool / raw >= 0.9; mixed precision >= 1.5 x float32 on the convnet.

@@ -69,7 +69,7 @@ def backend_requirement(backend: str) -> str | None:
 
 
 def serving_requirements() -> list[str]:
-    pinned = [f"{name}=={installed_version(name)}" for name in SERVING_PACKAGES]
+    pinned = [f"{name}=={importlib.metadata.version(name)}" for name in SERVING_PACKAGES]  # all are dependencies
     backend = backend_requirement(keras.backend.backend())
     return pinned + ([backend] if backend else [])
 

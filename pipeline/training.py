@@ -84,8 +84,8 @@ def training_callbacks(goal: GoalConfig, validation: Rows, patience: int, deadli
     `monitor="loss"` stops on validation loss: on a small validation split the goal metric
     saturates (every design 1 error short) long before the model stops improving.
     """
-    callbacks = [] if goal.kind.native_metrics.get(goal.metric) is not None else \
-        [GoalMetric(goal, validation, preprocessing=preprocessing)]
+    native = goal.kind.native_metrics.get(goal.metric) is not None
+    callbacks = [] if native else [GoalMetric(goal, validation, preprocessing=preprocessing)]
     key, mode = monitored(goal, monitor)
     callbacks += [
         keras.callbacks.TerminateOnNaN(),

@@ -44,7 +44,6 @@ def test_the_train_score_in_inference_mode_replaces_the_noisy_running_metric():
     assert [d.kind for d in found] == ["underfitting"] and "0.5000" in found[0].evidence
 
 
-
 def test_a_run_with_only_a_validation_curve_is_diagnosed_from_its_train_score():
     # the train side is measured once at the kept weights, not per epoch (metrics Keras lacks have no train curve)
     curves = {k: v for k, v in HEALTHY.items() if k != "goal"}
@@ -52,6 +51,7 @@ def test_a_run_with_only_a_validation_curve_is_diagnosed_from_its_train_score():
     assert [d.kind for d in diagnose(curves, GOAL, SETTINGS, train_score=1.0)] == ["overfitting"]
     assert [d.kind for d in diagnose(curves, GOAL, SETTINGS, train_score=0.8)] == ["underfitting"]
     assert diagnose(curves, GOAL, SETTINGS, train_score=0.95) == []
+
 
 def test_divergence_fires_on_nan_and_on_exploding_loss():
     assert kinds({**HEALTHY, "loss": [1.0, 2.0, float("nan")]}) == ["divergence"]

@@ -123,7 +123,6 @@ def test_logged_model_has_signature_example_and_no_pickle(exports, tmp_path):
     assert "keras==" in requirements and "mlflow==" in requirements
 
 
-
 @pytest.mark.parametrize("installed, backend, expected", [
     ({"tensorflow": "2.21.0"}, "tensorflow", "tensorflow==2.21.0"),
     ({"tensorflow": "2.21.0", "nvidia-cudnn-cu12": "9.3"}, "tensorflow", "tensorflow[and-cuda]==2.21.0"),
@@ -135,6 +134,7 @@ def test_logged_model_has_signature_example_and_no_pickle(exports, tmp_path):
 def test_the_served_models_backend_requirement_follows_what_is_installed(monkeypatch, installed, backend, expected):
     monkeypatch.setattr(registry, "installed_version", installed.get)
     assert registry.backend_requirement(backend) == expected
+
 
 def _free_port() -> int:
     with socket.socket() as s:
