@@ -21,6 +21,7 @@ USAGE = f"""usage: automl <stage> [key=value ...]   (or python -m pipeline ...; 
        python -m pipeline predict --model artifacts/export/model.keras --input rows.csv [--output out.csv]
        python -m pipeline compose [key=value ...]   (write params.yaml from conf/ only)
        python -m pipeline docs                      (regenerate README's layout and design-space table)
+       python -m pipeline search-worker --state DIR --oracle-host HOST   (run trials for a search: README)
 stages, in order: {', '.join(STAGES)}"""
 
 
@@ -92,12 +93,16 @@ def main(argv: list[str]) -> int:
             write_params(params, "params.yaml")
             print("compose: params.yaml written and valid")
             return 0
+        if command == "search-worker":
+            from pipeline.search.workers import main as worker_main
+
+            return worker_main(rest)
         if command == "docs":
             from pipeline.docs import main as docs_main
 
             return docs_main()
         if command not in STAGES:
-            print(f"unknown stage {command!r}; allowed: {', '.join(STAGES)}, predict, compose, docs", file=sys.stderr)
+            print(f"unknown stage {command!r}; allowed: {', '.join(STAGES)}, predict, compose, docs, search-worker", file=sys.stderr)
             return 2
         if {"-h", "--help"} & set(rest):
             print(stage_help(command))

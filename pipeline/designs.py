@@ -132,6 +132,15 @@ class DesignSpace:
     def replace(self, **changes) -> DesignSpace:
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_dict(cls, data: dict, cfg: PipelineConfig) -> DesignSpace:
+        """The space `to_dict` wrote (the config gives each family's space type)."""
+        families = tuple(data["families"])
+        return cls(families, type(cfg.model.common).model_validate(data["common"]),
+                   type(cfg.train.space()).model_validate(data["training"]),
+                   {f: type(cfg.model.family_space(f)).model_validate(data[f]) for f in families},
+                   None if data.get("augment") is None else Choice.model_validate(data["augment"]))
+
     def to_dict(self) -> dict:
         return {"families": list(self.families), "common": self.common.model_dump(mode="json"),
                 "training": self.training.model_dump(mode="json"),

@@ -19,6 +19,7 @@ import os
 import subprocess
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import PipelineConfig
@@ -102,7 +103,14 @@ class StageRun:
 
     def log_input(self, dataset, context: str) -> None:
         """An `mlflow.data` dataset (source, digest, rows, schema) as an input of the run."""
-        if self.enabled:
+        if not self.enabled:
+            return
+        try:
+            self.mlflow.log_input(dataset, context=context)
+        except self.mlflow.exceptions.MlflowException:
+            # On a shared server, another pipeline may be inserting the same dataset (same digest) at
+            # this moment and win the unique key; once it has, logging again reuses its row.
+            time.sleep(1.0)
             self.mlflow.log_input(dataset, context=context)
 
     def close_pipeline(self, status_tag: str) -> None:
@@ -114,14 +122,33 @@ class StageRun:
         if self.enabled:
             self.mlflow.log_metrics({k: float(v) for k, v in logs.items() if _finite(v)}, step=step)
 
-    def start_child(self, run_name: str, tags: dict) -> LiveRun | None:
-        """A nested run that is written while it trains (None when tracking is off)."""
+    def nested(self) -> NestedRuns | None:
+        """Where nested runs under this run go, for this process or another (None when tracking is off)."""
         if not self.enabled:
             return None
         parent = self.mlflow.active_run()
-        client = self.mlflow.MlflowClient()
-        run = client.create_run(parent.info.experiment_id, run_name=run_name,
-                                tags={"mlflow.parentRunId": parent.info.run_id, **run_tags(),
+        return NestedRuns(self.mlflow.get_tracking_uri(), parent.info.experiment_id, parent.info.run_id)
+
+    def start_child(self, run_name: str, tags: dict) -> LiveRun | None:
+        """A nested run that is written while it trains (None when tracking is off)."""
+        nested = self.nested()
+        return None if nested is None else nested.start_child(run_name, tags)
+
+
+@dataclass(frozen=True)
+class NestedRuns:
+    """Nested runs under a pipeline run, from any process that can reach its store (a search worker too)."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+
+    def start_child(self, run_name: str, tags: dict) -> LiveRun:
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=self.uri)
+        run = client.create_run(self.experiment_id, run_name=run_name,
+                                tags={"mlflow.parentRunId": self.parent_run_id, **run_tags(),
                                       **{k: str(v)[:5000] for k, v in tags.items()}})
         return LiveRun(client, run.info.run_id)
 

@@ -151,8 +151,10 @@ def test_fail_on_miss_exits_nonzero_with_message(breast_cancer_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_during_the_search_then_rerun_resumes_it(tmp_path):
-    """The real thing: SIGKILL the redesign process mid-search, run it again, nothing finished is lost."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_9_during_the_search_then_rerun_resumes_it(tmp_path, workers):
+    """The real thing: SIGKILL the redesign process mid-search (with 2 workers: the chief; its workers
+    exit too), run it again, nothing finished is lost."""
     import os
     import signal
     import subprocess
@@ -163,7 +165,7 @@ def test_kill_9_during_the_search_then_rerun_resumes_it(tmp_path):
     from tests.conftest import REPO
 
     overrides = ["data=diabetes", "goal.threshold=0.99", *TINY, "search.max_trials=6", "search.trials_per_round=6",
-                 "search.tuner=random", "search.max_epochs=3", "search.ensemble=false"]
+                 "search.tuner=random", "search.max_epochs=3", "search.ensemble=false", f"search.workers={workers}"]
     cfg = make_config(*overrides)
     paths = Paths(tmp_path)
     run_stages(cfg, paths, ALL_STAGES[:5])
@@ -181,14 +183,34 @@ def test_kill_9_during_the_search_then_rerun_resumes_it(tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     done_before = {p.parent.name for p in finished}
+    ends = time.monotonic() + 10
+    while time.monotonic() < ends and search_workers_of(paths):
+        time.sleep(0.5)
+    assert not search_workers_of(paths), "search workers outlived their chief"
 
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming the search saved in" in result.stdout
-    trials = pd.read_csv(paths.redesign / "trials.csv")
+    trials = pd.read_csv(paths.redesign / "trials.csv", dtype={"trial": str})
     assert len(trials) == 6 and trials["trial"].is_unique
     resumed = {f"trial_{t}" for t in trials.loc[trials["resumed"], "trial"].astype(str)}
     assert done_before <= resumed
+
+
+def search_workers_of(paths) -> list[str]:
+    """Running search-worker processes serving this root's search."""
+    import os
+
+    state = str(paths.search_state.resolve()).encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"search-worker" in cmdline and state in cmdline:
+            found.append(pid)
+    return found
 
 
 def test_export_writes_a_saved_model_that_serves_the_same_outputs(breast_cancer_run):

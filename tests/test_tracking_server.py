@@ -1,5 +1,6 @@
 """A shared tracking server: `mlflow server` on a local PostgreSQL with a proxied artifact
-store, and two pipelines writing to it at once (parent runs, nested trial runs, registry).
+store, and two pipelines writing to it at once (parent runs, nested trial runs, registry), one of
+them with two search workers.
 
 Slow (about 3 minutes); CI runs it explicitly (.ci/run installs Debian's `postgresql` and sets
 REQUIRE_POSTGRES=1). Elsewhere it is skipped when PostgreSQL or psycopg2 is missing.
@@ -116,7 +117,10 @@ def _pipeline(root: Path, overrides: list[str], uri: str) -> subprocess.Popen:
 @pytest.mark.slow
 def test_two_pipelines_at_once_log_to_one_postgres_backed_server(tracking_server, tmp_path):
     uri, artifacts = tracking_server
-    runs = [_pipeline(tmp_path / f"run{seed}", [*QUICK, f"train.seed={seed}"], uri) for seed in (0, 1)]
+    # the first pipeline runs its trials on 2 search workers, which log their nested runs themselves
+    workers = ["search.workers=2", "search.max_trials=4", "search.trials_per_round=4", "search.time_budget_s=150"]
+    runs = [_pipeline(tmp_path / f"run{seed}", [*QUICK, f"train.seed={seed}", *(workers if seed == 0 else [])], uri)
+            for seed in (0, 1)]
     for seed, process in enumerate(runs):
         assert process.wait(timeout=900) == 0, (tmp_path / f"run{seed}" / "run.log").read_text()[-4000:]
 
@@ -134,6 +138,9 @@ def test_two_pipelines_at_once_log_to_one_postgres_backed_server(tracking_server
         assert trials and all(r.data.metrics for r in trials), [r.data.tags for r in nested]
         history = client.get_metric_history(trials[0].info.run_id, "loss")
         assert history and [m.step for m in history] == list(range(1, len(history) + 1))
+        if parent.data.params["train.seed"] == "0":
+            assert len(trials) == 4 and {r.data.tags.get("worker") for r in trials} == {"worker0", "worker1"}
+            assert all(r.info.status == "FINISHED" for r in trials)
     versions = client.search_model_versions("name='automl-breast_cancer'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
     assert {v.run_id for v in versions} == {p.info.run_id for p in parents}

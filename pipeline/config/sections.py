@@ -340,6 +340,11 @@ class SearchConfig(Strict):
     ensemble_size: int = Field(3, ge=2)
     # true: a rerun of the same search (after Ctrl-C or a kill) goes on where it stopped
     resume: bool = True
+    # Subset trials in parallel: 1 runs them in this process; N >= 2 starts N local worker processes
+    # (one GPU each, or a share of the CPU cores) fed by KerasTuner's distributed oracle, served by
+    # the redesign stage on `oracle_host` (0.0.0.0 lets workers on other machines join: README).
+    workers: int = Field(1, ge=1, le=64)
+    oracle_host: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9._:-]+$")  # a host name or an IP address
     diagnosis: DiagnosisConfig = Field(default_factory=DiagnosisConfig)
 
 

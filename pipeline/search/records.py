@@ -30,6 +30,7 @@ class TrialRecord:
     message: str = ""
     curves: dict = field(default_factory=dict)
     resumed: bool = False
+    worker: str = ""  # the KerasTuner tuner id that ran it ("tuner0" in one process)
 
     @property
     def values(self) -> dict:
@@ -39,7 +40,8 @@ class TrialRecord:
     def row(self, round_no: int, fraction: float) -> dict:
         """The trial as a row of trials.csv."""
         return {"round": round_no, "data_fraction": round(fraction, 4), "trial": self.trial_id,
-                "status": self.status, "score": self.score, "seconds": self.seconds, "resumed": self.resumed,
+                "status": self.status, "score": self.score, "seconds": self.seconds, "worker": self.worker,
+                "resumed": self.resumed,
                 "message": self.message, **self.hyperparameters}
 
 
@@ -75,6 +77,8 @@ class RoundRecord:
     ensemble_validation_loss: float | None = None
     fidelity: float | None = None  # rank correlation of subset-trial and full-data scores of the same designs
     fidelity_designs: int = 0
+    trials_seconds: float | None = None  # wall time of the round's subset trials (all workers)
+    workers: int = 1  # processes that ran them
     diagnoses: list[Diagnosis] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
 
@@ -109,7 +113,9 @@ def history_markdown(records: list[RoundRecord], metric: str, stop_reason: str) 
             f"## Round {entry.round}",
             "",
             f"- searched on {entry.data_fraction:.0%} of the training data: {entry.trials} trials "
-            f"({entry.failed} failed), {entry.trial_epochs} epochs at most each; round ended: {entry.round_stop}",
+            f"({entry.failed} failed), {entry.trial_epochs} epochs at most each"
+            + (f", in {entry.trials_seconds:.0f} s" if entry.trials_seconds is not None else "")
+            + (f" on {entry.workers} workers" if entry.workers > 1 else "") + f"; round ended: {entry.round_stop}",
             f"- trained on all the training data: {len(entry.full_runs)} design(s); best validation "
             f"{metric}: {_shown(entry.best_validation)}",
         ]

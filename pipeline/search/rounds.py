@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from pipeline.search.records import FullRun, RoundRecord, TrialRecord
 from pipeline.search.space import DesignHyperModel
 from pipeline.search.tuner import RoundResult, run_tuner
 from pipeline.search.watch import SearchWatch
+from pipeline.search.workers import RoundSpec, WorkerPool, free_port
 from pipeline.training import fit_design, score_and_loss
 
 
@@ -139,6 +141,7 @@ class RedesignLoop:
                  watch: SearchWatch | None = None, log=print):
         self.cfg, self.schema, self.splits, self.initial, self.directory = cfg, schema, splits, initial, directory
         self.watch, self.log = watch or SearchWatch(), log
+        self.workers: WorkerPool | None = None  # set: the subset trials run on these workers (this process is the chief)
         self.begun = time.monotonic()
         self.deadline = self.begun + cfg.search.time_budget_s
         self.search, self.objective = cfg.search, cfg.objective
@@ -183,13 +186,15 @@ class RedesignLoop:
                 break
             hypermodel = DesignHyperModel(self.cfg, self.schema, self.initial.preprocessing, self.plan.space,
                                           self.defaults, self.plan.trial_epochs, len(self.subset), self.plan.clipnorm)
+            round_started = time.monotonic()
             result = self.search_subset(round_no, hypermodel, min(self.search.trials_per_round, trials_left))
             trials_left -= len(result.trials)
             record = RoundRecord(
                 round=round_no, data_fraction=round(self.fraction, 4), trials=len(result.trials),
                 failed=sum(t.status != "COMPLETED" for t in result.trials), round_stop=result.stop_reason,
                 space=self.plan.space.to_dict(), trial_epochs=self.plan.trial_epochs,
-                full_epochs=self.plan.full_epochs)
+                full_epochs=self.plan.full_epochs, trials_seconds=round(time.monotonic() - round_started, 2),
+                workers=1 if self.workers is None else self.workers.count)
             self.history.append(record)
             confirmed = self.confirm(round_no, result, hypermodel, record)
             record.fidelity, record.fidelity_designs = self.fidelity(result, confirmed)
@@ -237,18 +242,28 @@ class RedesignLoop:
             shown = ", ".join(f"{k}={v}" for k, v in record.values.items())
             score = "-" if record.score is None else f"{record.score:.4f}"
             round_best = self.objective.best([r.score for r in finished if r.score is not None], value=float)
+            worker = f" by {record.worker}" if self.workers is not None else ""
             self.log(f"redesign: trial {len(self.trials) + len(finished)}/{self.search.max_trials} (round {round_no}) "
                      f"[{record.status}] {self.cfg.goal.metric}={score} on {self.fraction:.0%} of train in "
-                     f"{record.seconds} s" + (f" ({record.message})" if record.message else "")
+                     f"{record.seconds} s{worker}" + (f" ({record.message})" if record.message else "")
                      + (f"; round's best trial {round_best:.4f}" if round_best is not None else "")
                      + f" | {self.progress()} | {shown}")
-            self.watch.trial_ended(round_no, self.fraction, record)
 
-        result = run_tuner(self.cfg, hypermodel, self.subset, self.splits.validation,
-                           self.directory / f"round_{round_no}", max_trials=max_trials, deadline=self.deadline,
-                           seed=self.search.seed + round_no - 1, top_k=self.search.top_k, on_trial_end=record_trial,
-                           margin=self.margin,
-                           on_trial_begin=lambda trial_id: self.watch.trial_started(round_no, self.fraction, trial_id))
+        seed = self.search.seed + round_no - 1
+        serving = nullcontext()
+        if self.workers is not None:
+            serving = self.workers.round(RoundSpec(
+                self.workers.spec.run, round_no, free_port(self.workers.bind_host), self.plan.space.to_dict(),
+                self.defaults, self.plan.trial_epochs, len(self.subset), self.plan.clipnorm, self.fraction,
+                time.time() + (self.deadline - time.monotonic()), max_trials, seed))
+        with serving:
+            result = run_tuner(
+                self.cfg, hypermodel, self.subset, self.splits.validation, self.directory / f"round_{round_no}",
+                max_trials=max_trials, deadline=self.deadline, seed=seed, top_k=self.search.top_k,
+                on_trial_end=record_trial, margin=self.margin,
+                on_trial_begin=lambda trial_id: self.watch.trial_started(round_no, self.fraction, trial_id),
+                on_trial_trained=lambda record: self.watch.trial_ended(round_no, self.fraction, record),
+                serve=None if self.workers is None else self.workers.serve)
         self.trials += [r.row(round_no, self.fraction) for r in result.trials]
         resumed = sum(r.resumed for r in result.trials)
         if resumed:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from pipeline.designs import Design
 from pipeline.search.records import TrialRecord
-from pipeline.tracking import LiveRun, StageRun
+from pipeline.tracking import LiveRun, NestedRuns, StageRun
 
 EpochLogger = Callable[[int, dict], None]
 
@@ -18,7 +18,7 @@ EpochLogger = Callable[[int, dict], None]
 class SearchWatch:
     """Watches nothing: the base for watchers, and what a loop without one gets."""
 
-    def trial_started(self, round_no: int, fraction: float, trial_id: str) -> EpochLogger | None:
+    def trial_started(self, round_no: int, fraction: float, trial_id: str, worker: str = "") -> EpochLogger | None:
         return None
 
     def trial_ended(self, round_no: int, fraction: float, record: TrialRecord) -> None:
@@ -32,16 +32,17 @@ class SearchWatch:
 
 
 class TrackedSearch(SearchWatch):
-    """Every trial and full-data run as a nested MLflow run under the stage's run, written live."""
+    """Every trial and full-data run as a nested MLflow run under the stage's run, written live
+    (by the process that trains it: the stage, or a search worker)."""
 
-    def __init__(self, tracker: StageRun):
+    def __init__(self, tracker: StageRun | NestedRuns):
         self.tracker = tracker
         self.trials: dict[tuple[int, str], LiveRun] = {}
         self.full_run: LiveRun | None = None
 
-    def trial_started(self, round_no, fraction, trial_id):
-        run = self.tracker.start_child(f"round{round_no}-trial-{trial_id}",
-                                       {"kind": "redesign-trial", "round": round_no, "data_fraction": round(fraction, 4)})
+    def trial_started(self, round_no, fraction, trial_id, worker=""):
+        tags = {"kind": "redesign-trial", "round": round_no, "data_fraction": round(fraction, 4)}
+        run = self.tracker.start_child(f"round{round_no}-trial-{trial_id}", {**tags, "worker": worker} if worker else tags)
         if run is None:
             return None
         self.trials[(round_no, trial_id)] = run

@@ -12,6 +12,8 @@ import hashlib
 import json
 import shutil
 import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +30,7 @@ from pipeline.prepared import load_splits
 from pipeline.search.records import history_markdown, save_history
 from pipeline.search.rounds import Candidate, RedesignLoop, train_score
 from pipeline.search.watch import TrackedSearch
+from pipeline.search.workers import SearchSpec, WorkerPool, new_run_id
 from pipeline.tracking import StageRun
 from pipeline.training import refit, score_and_loss
 
@@ -42,13 +45,13 @@ def write_curves(curves: dict, path) -> None:
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     trained = read_json(paths.metrics / "train.json")
     initial = Design.load(paths.design / "design.json")
-    compute.apply(cfg.compute)
+    devices = compute.apply(cfg.compute).devices
     # No stale verdict survives an interrupted run: the outputs appear together, when complete.
     (paths.metrics / "redesign.json").unlink(missing_ok=True)
     shutil.rmtree(paths.redesign, ignore_errors=True)
     paths.search_state.mkdir(parents=True, exist_ok=True)  # declared (persisted) even when no search runs
     with replaced_dir(paths.redesign) as out:
-        summary = _redesign(cfg, paths, tracker, out, trained, initial)
+        summary = _redesign(cfg, paths, tracker, out, trained, initial, devices)
     write_json(paths.metrics / "redesign.json", {k: summary[k] for k in (
         "searched", "trials", "chosen", "validation", "goal_met_on_validation")})
     for name in ("summary.json", "trials.csv", "history.json", "history.md", "curves.csv"):
@@ -59,7 +62,8 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     return summary
 
 
-def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, trained: dict, initial: Design) -> dict:
+def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, trained: dict, initial: Design,
+              devices=()) -> dict:
     """Choose (search if needed) and refit the model, writing every redesign output into `out`."""
     objective = cfg.objective
     splits, schema = load_splits(paths)
@@ -68,19 +72,29 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
 
     margin = objective.stop_margin(cfg.search.goal_margin, len(splits.validation))
     summary["stop_margin"] = margin
-    trained_run = _trained_run(paths, cfg, initial, trained, splits)
-    loop = RedesignLoop(cfg, schema, splits, initial, search_state(cfg, paths), watch=TrackedSearch(tracker))
-    failure = loop.failure(trained_run)
-    if failure:
-        summary["trained_failure"] = failure
-        print(f"redesign: the trained initial design cannot be chosen: {failure}")
-    if not failure and objective.met(trained["validation"], margin):
-        chosen = trained_run
-        summary.update(chosen="trained", reason="the trained initial design meets the goal on validation"
-                       + (f" by the margin {margin:.4f}" if margin else ""), trials=0)
-    else:
-        chosen, facts = _search(cfg, loop, tracker, out, splits, trained_run if not failure else None, trained)
-        summary.update(facts)
+    state = search_state(cfg, paths)
+    with ExitStack() as workers:
+        # Start the search workers now when a search will run, so that they load their libraries
+        # and data while this stage scores the trained design.
+        pool = (workers.enter_context(parallel_trials(cfg, state, tracker, paths, devices))
+                if cfg.search.workers > 1 and not objective.met(trained["validation"], margin) else None)
+        trained_run = _trained_run(paths, cfg, initial, trained, splits)
+        loop = RedesignLoop(cfg, schema, splits, initial, state, watch=TrackedSearch(tracker))
+        failure = loop.failure(trained_run)
+        if failure:
+            summary["trained_failure"] = failure
+            print(f"redesign: the trained initial design cannot be chosen: {failure}")
+        if not failure and objective.met(trained["validation"], margin):
+            chosen = trained_run
+            summary.update(chosen="trained", reason="the trained initial design meets the goal on validation"
+                           + (f" by the margin {margin:.4f}" if margin else ""), trials=0)
+        else:
+            if pool is None and cfg.search.workers > 1:
+                pool = workers.enter_context(parallel_trials(cfg, state, tracker, paths, devices))
+            loop.workers = pool
+            chosen, facts = _search(cfg, loop, tracker, out, splits, trained_run if not failure else None, trained)
+            summary.update(facts)
+    # (the workers are stopped: the refit below runs alone)
     summary.update(validation=chosen.validation, validation_loss=chosen.loss, design=chosen.design.family)
 
     chosen.design.save(out / "design.json")
@@ -168,6 +182,18 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
                             "equal goal metrics are decided by the lower validation loss"}
 
 
+@contextmanager
+def parallel_trials(cfg: PipelineConfig, state: Path, tracker: StageRun, paths: Paths, devices):
+    """`search.workers` local worker processes for the subset trials (one GPU each where this stage
+    has GPUs), fed by the oracle this stage serves each round; stopped on exit."""
+    nested = tracker.nested()
+    spec = SearchSpec(new_run_id(), str(paths.root.resolve()), cfg.model_dump(mode="json"),
+                      asdict(nested) if nested else None)
+    gpus = [int(d.name.split(":")[1]) for d in devices if d.kind == "gpu"]
+    with WorkerPool(state, cfg.search.workers, spec, cfg.search.oracle_host, gpus) as pool:
+        yield pool
+
+
 def save_confirmed(candidates: list[Candidate], folder: Path) -> None:
     """The search's other full-data designs and ensembles (not chosen), for the validate stage's
     leaderboard: each model and an index of names and validation scores."""
@@ -215,7 +241,8 @@ def search_state(cfg: PipelineConfig, paths: Paths) -> Path:
     """
     settings = cfg.model_dump(mode="json", exclude={"tracking": True, "train": {"verbose"},
                                                     "goal": {"threshold", "fail_on_miss"},
-                                                    "search": {"time_budget_s", "resume"}})
+                                                    "search": {"time_budget_s", "resume", "workers",
+                                                               "oracle_host"}})
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for name in (paths.split / "indices.npz", paths.prepared / "data.npz", paths.design / "design.json"):
         digest.update(Path(name).read_bytes())
