@@ -28,6 +28,22 @@ def test_cpu_shares_split_the_cores_between_workers():
     assert cpu_shares(3, [0, 1]) == [[0], [1], [0]]
 
 
+def test_each_local_worker_gets_its_cores_its_gpu_and_shares_gpu_memory(tmp_path, monkeypatch):
+    from pipeline.search import workers
+
+    started = []
+    monkeypatch.setattr(workers.subprocess, "Popen", lambda command, cwd, env: started.append((command, env)))
+    spec = workers.SearchSpec("run1", str(tmp_path), {}, None)
+    pool = workers.WorkerPool(tmp_path, 2, spec, "0.0.0.0", gpus=[0, 1])
+    for k, place in enumerate([([0], 0), ([1], 1)]):
+        pool._start(f"worker{k}", *place)
+    for k, (command, env) in enumerate(started):
+        assert command[command.index("--cores") + 1] == str(k) and env["CUDA_VISIBLE_DEVICES"] == str(k)
+        assert command[command.index("--oracle-host") + 1] == "127.0.0.1"
+        assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+        assert "KERASTUNER_TUNER_ID" not in env
+
+
 def test_config_refuses_a_worker_count_below_one():
     with pytest.raises(Exception, match="search.workers"):
         make_config("search.workers=0")

@@ -41,6 +41,9 @@ DONE_FILE = "workers_done.json"
 KT_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 MAX_RESTARTS = 3  # per local worker, over one search
 POLL_S = 0.5
+# Several processes share a GPU (the stage and its workers): each takes memory as it needs it,
+# rather than TensorFlow's all of it or JAX's 75% up front (both libraries' documented settings).
+SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ class WorkerPool:
         return self
 
     def _start(self, worker_id: str, cores: list[int], gpu: int | None) -> subprocess.Popen:
-        env = {k: v for k, v in os.environ.items() if k not in KT_ENV}
+        env = {**SHARED_GPU_ENV, **{k: v for k, v in os.environ.items() if k not in KT_ENV}}
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         command = [sys.executable, "-m", "pipeline", "search-worker", "--state", str(self.state.resolve()),
@@ -248,6 +251,12 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def share_gpu_memory() -> None:
+    """Call before the backend starts, in a process that will share its GPUs (a user's value wins)."""
+    for key, value in SHARED_GPU_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 def new_run_id() -> str:

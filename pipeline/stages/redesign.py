@@ -30,7 +30,7 @@ from pipeline.prepared import load_splits
 from pipeline.search.records import history_markdown, save_history
 from pipeline.search.rounds import Candidate, RedesignLoop, train_score
 from pipeline.search.watch import TrackedSearch
-from pipeline.search.workers import SearchSpec, WorkerPool, new_run_id
+from pipeline.search.workers import SearchSpec, WorkerPool, new_run_id, share_gpu_memory
 from pipeline.tracking import StageRun
 from pipeline.training import refit, score_and_loss
 
@@ -45,6 +45,8 @@ def write_curves(curves: dict, path) -> None:
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     trained = read_json(paths.metrics / "train.json")
     initial = Design.load(paths.design / "design.json")
+    if cfg.search.workers > 1:
+        share_gpu_memory()
     devices = compute.apply(cfg.compute).devices
     # No stale verdict survives an interrupted run: the outputs appear together, when complete.
     (paths.metrics / "redesign.json").unlink(missing_ok=True)
