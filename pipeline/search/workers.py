@@ -109,12 +109,16 @@ class _DropConditionPrints:
         return getattr(self.stream, name)
 
 
+def kerastuner_env(tuner_id: str, host: str, port: int) -> dict[str, str]:
+    """KerasTuner's distributed-mode variables: who this tuner is, where the chief's oracle is."""
+    return dict(zip(KT_ENV, (tuner_id, host, str(port))))
+
+
 @contextmanager
 def kerastuner_role(tuner_id: str, host: str, port: int):
-    """KerasTuner's distributed-mode environment for the tuners built inside (then the old one back)."""
+    """The chief's KerasTuner distributed-mode environment for the tuners built inside (then the old one back)."""
     saved = {key: os.environ.get(key) for key in KT_ENV}
-    os.environ.update({"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": host,
-                       "KERASTUNER_ORACLE_PORT": str(port)})
+    os.environ.update(kerastuner_env(tuner_id, host, port))
     stdout, sys.stdout = sys.stdout, _DropConditionPrints(sys.stdout)
     try:
         yield
@@ -327,13 +331,13 @@ class Worker:
                                       spec.n_train, spec.clipnorm)
         deadline = time.monotonic() + (spec.deadline_unix - time.time())
         oracle = round_oracle(cfg, hypermodel, spec.max_trials, deadline, spec.seed)
-        with kerastuner_role(self.worker_id, self.oracle_host, spec.port):
-            tuner = DesignTuner(
-                oracle, hypermodel, directory=str(self.state / f"round_{spec.round}"), project_name="search",
-                on_trial_begin=lambda trial_id: watch.trial_started(spec.round, spec.fraction, trial_id,
-                                                                    self.worker_id),
-                on_trial_end=lambda record: watch.trial_ended(spec.round, spec.fraction, record))
-            search_trials(tuner, cfg, hypermodel, subset, splits.validation, deadline)
+        # set for good, not restored: a round given up on (see serve_until_ended) must not undo a later one's
+        os.environ.update(kerastuner_env(self.worker_id, self.oracle_host, spec.port))
+        tuner = DesignTuner(
+            oracle, hypermodel, directory=str(self.state / f"round_{spec.round}"), project_name="search",
+            on_trial_begin=lambda trial_id: watch.trial_started(spec.round, spec.fraction, trial_id, self.worker_id),
+            on_trial_end=lambda record: watch.trial_ended(spec.round, spec.fraction, record))
+        search_trials(tuner, cfg, hypermodel, subset, splits.validation, deadline)
 
     def serve(self, run: str | None = None, root: Path = Path(".")) -> int:
         """Serve search runs (only `run`, when given: then return when it is done)."""
@@ -424,6 +428,7 @@ def main(argv: list[str]) -> int:
         os.sched_setaffinity(0, {int(c) for c in args.cores.split(",")})  # before TensorFlow sizes its thread pools
     if args.parent:
         watch_parent(args.parent)
+    sys.stdout = _DropConditionPrints(sys.stdout)
     state = Path(args.state)
     if not state.is_dir():
         print(f"error: search-worker: --state {state} is not a folder", file=sys.stderr)
