@@ -292,12 +292,25 @@ def round_ended(state: Path, spec: RoundSpec) -> bool:
     return ended.get("run") == spec.run and ended.get("port") == spec.port
 
 
+@dataclass
+class LoadedSearch:
+    """What a worker holds for one search run: loaded once, used by each of its rounds."""
+
+    run: str
+    cfg: object  # PipelineConfig
+    schema: object  # Schema
+    subset: object  # Rows: the training rows every round's trials train on
+    validation: object  # Rows
+    preprocessing: dict
+    watch: object  # SearchWatch
+
+
 class Worker:
     """One search worker: serves the rounds of the search runs published in `state`."""
 
     def __init__(self, state: Path, worker_id: str, oracle_host: str, log=print):
         self.state, self.worker_id, self.oracle_host, self.log = state, worker_id, oracle_host, log
-        self.loaded: tuple | None = None  # (run id, cfg, schema, splits, preprocessing, watch)
+        self.loaded: LoadedSearch | None = None
 
     def load(self, spec: SearchSpec, root: Path):
         """The search run's config, data and tracking, once per run."""
@@ -306,6 +319,7 @@ class Worker:
         from pipeline.designs import Design
         from pipeline.paths import Paths
         from pipeline.prepared import load_splits
+        from pipeline.search.rounds import subsample
         from pipeline.search.watch import SearchWatch, TrackedSearch
         from pipeline.tracking import NestedRuns
 
@@ -315,20 +329,20 @@ class Worker:
         splits, schema = load_splits(paths)
         preprocessing = Design.load(paths.design / "design.json").preprocessing
         watch = TrackedSearch(NestedRuns(**spec.tracking)) if spec.tracking else SearchWatch()
-        self.loaded = (spec.run, cfg, schema, splits, preprocessing, watch)
+        subset = subsample(splits.train, cfg.search.subset_fraction, cfg.search.seed, schema.task.single_label)
+        self.loaded = LoadedSearch(spec.run, cfg, schema, subset, splits.validation, preprocessing, watch)
 
     def serve_round(self, spec: RoundSpec) -> None:
         """Run trials of one round until its oracle says stop."""
         from pipeline.designs import DesignSpace
-        from pipeline.search.rounds import subsample
         from pipeline.search.space import DesignHyperModel
         from pipeline.search.tuner import DesignTuner, round_oracle, search_trials
 
-        _, cfg, schema, splits, preprocessing, watch = self.loaded
-        subset = subsample(splits.train, cfg.search.subset_fraction, cfg.search.seed, schema.task.single_label)
+        loaded = self.loaded
+        cfg, watch = loaded.cfg, loaded.watch
         space = DesignSpace.from_dict(spec.space, cfg)
-        hypermodel = DesignHyperModel(cfg, schema, preprocessing, space, spec.defaults, spec.trial_epochs,
-                                      spec.n_train, spec.clipnorm)
+        hypermodel = DesignHyperModel(cfg, loaded.schema, loaded.preprocessing, space, spec.defaults,
+                                      spec.trial_epochs, spec.n_train, spec.clipnorm)
         deadline = time.monotonic() + (spec.deadline_unix - time.time())
         oracle = round_oracle(cfg, hypermodel, spec.max_trials, deadline, spec.seed)
         # set for good, not restored: a round given up on (see serve_until_ended) must not undo a later one's
@@ -337,7 +351,7 @@ class Worker:
             oracle, hypermodel, directory=str(self.state / f"round_{spec.round}"), project_name="search",
             on_trial_begin=lambda trial_id: watch.trial_started(spec.round, spec.fraction, trial_id, self.worker_id),
             on_trial_end=lambda record: watch.trial_ended(spec.round, spec.fraction, record))
-        search_trials(tuner, cfg, hypermodel, subset, splits.validation, deadline)
+        search_trials(tuner, cfg, hypermodel, loaded.subset, loaded.validation, deadline)
 
     def serve(self, run: str | None = None, root: Path = Path(".")) -> int:
         """Serve search runs (only `run`, when given: then return when it is done)."""
@@ -348,16 +362,13 @@ class Worker:
             except (FileNotFoundError, ValueError):
                 time.sleep(POLL_S)
                 continue
-            finished = self.run_done(spec.run)
-            if run is not None and (spec.run != run or finished):
-                if finished and spec.run == run:
-                    return 0
-                time.sleep(POLL_S)
+            over = self.run_done(spec.run)
+            if over and spec.run == run:
+                return 0
+            if over or (run is not None and spec.run != run):
+                time.sleep(POLL_S)  # a search that is over, or not the one this worker was started for
                 continue
-            if finished:
-                time.sleep(POLL_S)
-                continue
-            if self.loaded is None or self.loaded[0] != spec.run:
+            if self.loaded is None or self.loaded.run != spec.run:
                 self.load(spec, Path(spec.root) if run is not None else root)
                 done = set()
                 self.log(f"search {self.worker_id}: serving search run {spec.run}")
