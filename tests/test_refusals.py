@@ -143,6 +143,7 @@ def test_served_image_model_takes_image_content_and_reveals_no_other_file(image_
     ("model.common.dropout=1.5", "`model.common.dropout`: got {'default': 1.5, 'min': 1.5, 'max': 1.5"),
     ("augment.noise=1.5", "`augment.noise`: got 1.5; input should be less than or equal to 1"),
     ("augment.zoom=1.0", "`augment.zoom`: got 1.0; input should be less than 1"),
+    ("train.refit_copies=0", "`train.refit_copies`: got 0; input should be greater than or equal to 1"),
     ("train.batch_size={default: 48, choices: [32, 64]}", "the default 48 is not one of the choices [32, 64]"),
     ("model.cnn.blocks={default: 5, min: 1, max: 3}", "the default 5 is outside [1, 3]"),
     ("model.cnn.filters={default: 16, choices: [16, 0]}", "`model.cnn.filters.choices.1`: got 0; input should be greater than 0"),

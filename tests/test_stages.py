@@ -12,7 +12,9 @@ from pipeline.config import SPLIT_KINDS
 from pipeline.errors import DataError
 from pipeline.files import read_json
 from pipeline.paths import Paths
+from pipeline.prepared import load_splits
 from pipeline.splitting import split_indices
+from pipeline.stages.redesign import refit_copies
 from pipeline.stages.validate import GoalMissed
 from tests.conftest import ALL_STAGES, TINY, make_config, run_stages
 
@@ -229,6 +231,23 @@ def test_chosen_models_learning_curves_are_written(breast_cancer_run):
     assert list(curves["epoch"]) == list(range(1, len(curves) + 1)) and {"loss", "val_loss"} <= set(curves.columns)
 
 
+def test_refit_copies_fit_in_half_the_search_budget():
+    from types import SimpleNamespace
+
+    cfg = make_config("data=breast_cancer", "search.time_budget_s=100", "train.refit_copies=3")
+    splits = SimpleNamespace(train=range(80), validation=range(20))  # a refit sees 1.25x the training rows
+
+    def copies(seconds: float, kept: int = 10) -> int:
+        return refit_copies(cfg, {"seconds": seconds, "restored_epoch": kept, "epochs_run": 10}, splits)
+
+    assert copies(10.0) == 3  # 12.5 s each
+    assert copies(20.0) == 2  # 25 s each: two fit in 50 s
+    assert copies(20.0, kept=5) == 3  # only the kept epochs are refitted
+    assert copies(80.0) == 1  # one at least, however long
+    assert refit_copies(make_config("data=breast_cancer", "train.refit_copies=1"),
+                        {"seconds": 0.1, "restored_epoch": 1, "epochs_run": 1}, splits) == 1
+
+
 def test_the_chosen_design_is_refitted_on_train_and_validation(breast_cancer_run):
     cfg, paths, results = breast_cancer_run
     summary = results["redesign"]
@@ -239,6 +258,15 @@ def test_the_chosen_design_is_refitted_on_train_and_validation(breast_cancer_run
     assert refit["done"] and refit["rows"] == 369 + 86 and len(refit["epochs"]) == max(1, len(chosen.members))
     assert all(1 <= epochs <= cfg.train.epochs for epochs in refit["epochs"])
     exported = keras.saving.load_model(paths.redesign / "model.keras")
+    # a single design is refitted as copies with their own seeds, averaged; an ensemble's members once each
+    members = [layer for layer in exported.layers if layer.name.startswith("member_")]
+    assert len(members) == (len(chosen.members) if chosen.members else refit["copies"])
+    assert refit["copies"] == (1 if chosen.members else
+                               refit_copies(cfg, read_json(paths.metrics / "train.json"), load_splits(paths)[0]))
+    if refit["copies"] > 1:
+        first, second = (m.get_weights() for m in members[:2])
+        assert not all(np.allclose(a, b) for a, b in zip(first, second))
+        assert f"average of {refit['copies']} copies" in (paths.reports / "index.html").read_text()
     selected = keras.saving.load_model(paths.redesign / "selected.keras")
     x = np.load(paths.prepared / "data.npz")["x"][:20]
     assert not np.allclose(exported.predict(x, verbose=0), selected.predict(x, verbose=0))

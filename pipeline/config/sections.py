@@ -258,6 +258,9 @@ class TrainConfig(TrainingSpace):
     target_transform: Literal["auto", "none", "log"] = "auto"
     # once chosen, train the design again on train + validation for the epochs its run kept
     refit: bool = True
+    # the refit trains this many copies of a chosen single design (seeds seed, seed + 1, ...) and
+    # exports their average; fewer when they would not fit in half of search.time_budget_s
+    refit_copies: int = Field(3, ge=1, le=16)
     early_stopping_patience: int = Field(8, ge=1)
     # loss: validation loss (keeps improving after a small validation split's accuracy saturates);
     # goal: the goal metric on validation. The best epoch's weights are restored either way.

@@ -59,8 +59,10 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     for name in ("summary.json", "trials.csv", "history.json", "history.md", "curves.csv"):
         tracker.log_artifact(paths.redesign / name)
     refitted = summary.get("refit", {}).get("done")
+    averaged = summary.get("refit", {}).get("averaged")
     print(f"redesign: kept the {summary['chosen']} model ({summary['reason']}); validation {cfg.goal.metric} "
-          f"{summary['validation']:.4f}" + ("; refitted on train + validation" if refitted else ""))
+          f"{summary['validation']:.4f}" + ("; refitted on train + validation" if refitted else "")
+          + (f" as {averaged}" if averaged else ""))
     return summary
 
 
@@ -105,7 +107,7 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
                + (" (an ensemble: its best member)" if chosen.design.is_ensemble else ""))
     model = chosen.model
     if cfg.train.refit:
-        model, summary["refit"] = _refit(cfg, schema, splits, chosen)
+        model, summary["refit"] = _refit(cfg, schema, splits, chosen, refit_copies(cfg, trained, splits))
     if model is not chosen.model:
         chosen.model.save(out / "selected.keras")  # the model validation chose, before its refit
     model.save(out / "model.keras")
@@ -144,13 +146,11 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
             trained_run: Candidate | None, trained: dict) -> tuple[Candidate, dict]:
     """Run the redesign loop from the trained design (None: it failed) and choose the best candidate."""
     goal = cfg.goal
-    # keep the budget's share the refit needs (about what training the initial design took, on more
-    # rows), so that the search and the refit end within the budget together
+    # keep the budget's share the refit needs (its copies of about what training the initial design
+    # took, on more rows), so that the search and the refit end within the budget together
     reserve = 0.0
     if cfg.train.refit:
-        rows = len(splits.train) + len(splits.validation)
-        reserve = min(cfg.search.time_budget_s, trained["seconds"] * rows / len(splits.train)
-                      * trained["restored_epoch"] / max(1, trained["epochs_run"]))
+        reserve = min(cfg.search.time_budget_s, refit_copies(cfg, trained, splits) * refit_seconds(trained, splits))
     outcome = loop.run(prior=(trained_run,) if trained_run else (), reserve_s=reserve, budget_started=tracker.started)
     pd.DataFrame(outcome.trials).to_csv(out / "trials.csv", index=False)
     save_history(outcome.history, out / "history.json")
@@ -212,23 +212,44 @@ def save_confirmed(candidates: list[Candidate], folder: Path) -> None:
     write_json(folder / "index.json", index)
 
 
-def _refit(cfg: PipelineConfig, schema, splits, chosen: Candidate):
-    """The chosen design (each member of an ensemble) trained afresh on train + validation for the
-    epochs its run kept. Returns (model, what was done); the selected model if a refit fails."""
+def refit_seconds(trained: dict, splits) -> float:
+    """About what one refit takes: the initial design's training, on train + validation, up to the epoch it kept."""
+    rows = len(splits.train) + len(splits.validation)
+    return trained["seconds"] * rows / len(splits.train) * trained["restored_epoch"] / max(1, trained["epochs_run"])
+
+
+def refit_copies(cfg: PipelineConfig, trained: dict, splits) -> int:
+    """How many copies of a chosen single design the refit trains: `train.refit_copies`, or fewer
+    (at least one) when they would take more than half of `search.time_budget_s`."""
+    fitting = int(0.5 * cfg.search.time_budget_s / max(refit_seconds(trained, splits), 1e-3))
+    return max(1, min(cfg.train.refit_copies, fitting))
+
+
+def _refit(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies: int = 1):
+    """The chosen design trained afresh on train + validation for the epochs its run kept: `copies`
+    copies with seeds train.seed, train.seed + 1, ... averaged (an ensemble: each member once).
+    Returns (model, what was done); the selected model if a refit fails."""
     rows = splits.train_and_validation()
-    runs = chosen.members or [chosen]
+    runs = chosen.members or [chosen] * copies
     started = time.monotonic()
     models = []
-    for run in runs:
+    for copy, run in enumerate(runs):
         epochs = max(1, run.restored_epoch or len(run.curves.get("loss", [])))
-        model = refit(run.design, schema, rows, cfg.train, run.phase_epochs or (epochs,), verbose=0)
+        train = cfg.train.model_copy(update={"seed": cfg.train.seed + (0 if chosen.members else copy)})
+        model = refit(run.design, schema, rows, train, run.phase_epochs or (epochs,), verbose=0)
         if model is None:
             return chosen.model, {"done": False, "reason": f"the loss went non-finite refitting {run.design.family}; "
                                                             "the selected model is kept"}
         models.append(model)
     model = models[0] if len(models) == 1 else ensemble_of(models)
+    averaged = f"the average of {len(models)} copies (seeds {cfg.train.seed}..{cfg.train.seed + len(models) - 1})" \
+        if not chosen.members and len(models) > 1 else None
+    if not chosen.members and copies < cfg.train.refit_copies:
+        print(f"redesign: refit {copies} of train.refit_copies={cfg.train.refit_copies} copies: more would take over "
+              f"half of search.time_budget_s ({cfg.search.time_budget_s:g} s)")
     return model, {"done": True, "rows": len(rows), "epochs": [sum(r.phase_epochs) or max(1, r.restored_epoch)
-                                                               for r in runs],
+                                                               for r in runs[:len(chosen.members) or 1]],
+                   "copies": 1 if chosen.members else len(models), "averaged": averaged,
                    "seconds": round(time.monotonic() - started, 2),
                    "note": "trained on train + validation: its validation score is the selected model's, before "
                            "the refit; the test split judges the refitted model"}

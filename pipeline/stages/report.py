@@ -143,7 +143,8 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
     if refit.get("done"):
         section.add(paragraph(
             f"Refitted: once chosen, the design was trained again on the training and validation rows "
-            f"({refit['rows']:,} rows) for the epochs its run kept ({', '.join(map(str, refit['epochs']))}), in "
+            f"({refit['rows']:,} rows) for the epochs its run kept ({', '.join(map(str, refit['epochs']))})"
+            + (f", {refit['averaged']}" if refit.get("averaged") else "") + f", in "
             f"{refit['seconds']:.0f} s. The exported model is the refitted one; the validation score above is "
             "the selected model's, before the refit, and the test split judges the refitted model."))
     elif refit:

@@ -108,8 +108,8 @@ def leaderboard(cfg: PipelineConfig, paths: Paths, schema: Schema, splits: Split
     model_file = paths.redesign / "model.keras"
     entries = [Entry(f"exported network ({chosen['design']})", "network", chosen["validation"], test_value,
                      round(seconds, 2), round(predict_ms, 4), round(model_file.stat().st_size / 1024, 1),
-                     "refitted on train + validation; validation score of the selected model"
-                     if refit.get("done") else "")]
+                     "refitted on train + validation" + (f" as {refit['averaged']}" if refit.get("averaged") else "")
+                     + "; validation score of the selected model" if refit.get("done") else "")]
     earlier = [(paths.redesign / "selected.keras", f"selected network ({chosen['design']}), before its refit",
                 chosen["validation"], None)]
     if chosen["chosen"] != "trained" or refit.get("done"):
