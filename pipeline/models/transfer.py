@@ -139,12 +139,16 @@ def own_model_file(network: str) -> Path:
 
 def own_backbone(network: str) -> tuple[keras.Model, float, float]:
     """An exported model cut below its head, and the (scale, offset) that turns unit-range pixels
-    into the raw values its own first layer expects."""
+    into the raw values its own first layer expects. Of an exported ensemble (the refit's seeded
+    copies, or designs the search averaged), the first member is reused."""
     from pipeline.models.builder import load_model
 
     model = load_model(own_model_file(network))
+    names = {layer.name for layer in model.layers}
+    if "output" not in names and "member_0" in names:
+        model = model.get_layer("member_0")
     if not any(layer.name == "output" for layer in model.layers):
-        raise DesignError(f"{network} is an ensemble or has no `output` layer; export a single design to reuse it")
+        raise DesignError(f"{network} has no `output` layer (not a model this tool exported); cannot reuse it")
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
         raise DesignError(f"{network} does not read images (inputs {[tuple(i.shape) for i in model.inputs]})")
     scaling = next((layer for layer in model.layers if layer.name == "rescale"), None)
