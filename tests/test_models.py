@@ -241,30 +241,6 @@ def test_piecewise_linear_encoding_places_numbers_in_training_quantile_bins(tmp_
     assert np.allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0), atol=1e-6)
 
 
-def test_periodic_embedding_is_cos_and_sin_of_learned_frequencies_then_a_dense_per_feature(tmp_path):
-    import keras
-
-    from pipeline.models.layers import PeriodicEmbedding
-
-    layer = PeriodicEmbedding(frequencies=3, width=2, scale=0.5, seed=1)
-    x = np.array([[0.5, -1.0], [2.0, 0.0]], "float32")
-    encoded = np.asarray(layer(x))
-    c, kernel, bias = (np.asarray(w) for w in (layer.coefficients, layer.kernel, layer.bias))
-    angles = 2 * np.pi * x[:, :, None] * c[None]
-    periodic = np.concatenate([np.cos(angles), np.sin(angles)], axis=-1)  # (rows, features, 2 * frequencies)
-    expected = np.maximum(np.einsum("bfk,fkd->bfd", periodic, kernel) + bias, 0).reshape(2, 4)
-    assert encoded.shape == (2, 4) and np.allclose(encoded, expected, atol=1e-5)
-    assert {w.name for w in layer.trainable_weights} == {"coefficients", "kernel", "bias"}  # the frequencies learn
-    schema = tabular_schema(3, "binary")
-    model = build_model(design_for("mlp", "model.common.numeric_encoding=periodic", stats=standard_stats(schema)),
-                        schema)
-    assert model.get_layer("numeric_periodic").output.shape == (None, 3 * 16)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
-    rows = np.random.rand(4, 3).astype("float32")
-    assert np.allclose(model.predict(rows, verbose=0), loaded.predict(rows, verbose=0), atol=1e-6)
-
-
 def test_ngram_bag_is_a_dense_layer_on_the_tfidf_vector(tmp_path):
     import keras
 

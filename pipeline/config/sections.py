@@ -187,10 +187,8 @@ class CommonSpace(Strict):
     batchnorm: Choice[bool] = choice(True, [True, False])
     l1: Choice[float] = choice(0.0, [0.0])
     l2: Choice[float] = choice(0.0, [0.0, 1e-4])
-    # table numbers: standardised, plus (piecewise) their place within quantile bins of the training values or
-    # (periodic) a learned periodic embedding; searched, since which helps depends on the data
-    numeric_encoding: Choice[Literal["piecewise", "periodic", "standardize"]] = choice(
-        "piecewise", ["piecewise", "periodic", "standardize"])
+    # table numbers: standardised, plus (piecewise) their place within quantile bins of the training values
+    numeric_encoding: Choice[Literal["piecewise", "standardize"]] = choice("piecewise", ["piecewise", "standardize"])
     # images, classes: at inference, average the outputs over the image and its left-right flip
     # (flip), and over a 90% central crop of both (flip_and_crop); inside the exported model
     test_time_augmentation: Choice[Literal["none", "flip", "flip_and_crop"]] = choice("none", ["none"])

@@ -47,42 +47,6 @@ class PiecewiseLinearEncoding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
-class PeriodicEmbedding(keras.layers.Layer):
-    """Each standardised number as learned periodic features (PLR, Gorishniy et al. 2022): per
-    feature, cos and sin of 2 pi c x for `frequencies` trainable c (initialised from N(0, `scale`)),
-    then a per-feature Dense of `width` units and ReLU. (batch, features) -> (batch, features * width).
-    """
-
-    def __init__(self, frequencies: int = 24, width: int = 16, scale: float = 0.1, seed: int | None = None,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.frequencies, self.width, self.scale, self.seed = int(frequencies), int(width), float(scale), seed
-
-    def build(self, input_shape):
-        features = input_shape[-1]
-        self.coefficients = self.add_weight(
-            shape=(features, self.frequencies), name="coefficients",
-            initializer=keras.initializers.RandomNormal(stddev=self.scale, seed=self.seed))
-        self.kernel = self.add_weight(shape=(features, 2 * self.frequencies, self.width), name="kernel",
-                                      initializer=keras.initializers.GlorotUniform(seed=self.seed))
-        self.bias = self.add_weight(shape=(features, self.width), name="bias", initializer="zeros")
-
-    def call(self, x):
-        angles = 2 * np.pi * keras.ops.expand_dims(x, -1) * keras.ops.cast(self.coefficients, x.dtype)
-        periodic = keras.ops.concatenate([keras.ops.cos(angles), keras.ops.sin(angles)], axis=-1)
-        embedded = keras.ops.einsum("bfk,fkd->bfd", periodic, keras.ops.cast(self.kernel, x.dtype))
-        embedded = keras.ops.relu(embedded + keras.ops.cast(self.bias, x.dtype))
-        return keras.ops.reshape(embedded, (-1, x.shape[-1] * self.width))
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[-1] * self.width)
-
-    def get_config(self):
-        return {**super().get_config(), "frequencies": self.frequencies, "width": self.width, "scale": self.scale,
-                "seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package="pipeline")
 class SmoothedSparseCrossentropy(keras.losses.Loss):
     """Cross-entropy on class ids with label smoothing (Keras's sparse loss has none): the one-hot
     target becomes (1 - s) one-hot + s / classes."""

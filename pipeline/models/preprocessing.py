@@ -32,8 +32,8 @@ def input_layers(schema: Schema, preprocessing: dict, augmentation: dict, numeri
         return _table_inputs(schema, preprocessing, augmentation, numeric_encoding)
     inputs = keras.Input(shape=tuple(schema.input_shape), name="features")
     x = _input_scaling(inputs, schema, preprocessing)
-    if schema.input_kind == "tabular":
-        x = _encoded_numbers(inputs, x, preprocessing, numeric_encoding)
+    if schema.input_kind == "tabular" and numeric_encoding == "piecewise":
+        x = _with_bins(inputs, x, preprocessing)
     if augmentation and schema.input_kind == "image":
         x = image_augmentation(x, augmentation, schema)
     elif augmentation.get("noise"):
@@ -66,18 +66,12 @@ def categorical_width(schema: Schema, vocabulary: list) -> int | None:
     return int(min(16, max(2, round(1.6 * categories ** 0.56))))
 
 
-def _encoded_numbers(raw, standardized, preprocessing: dict, numeric_encoding: str):
-    """The standardised numbers, beside (piecewise) their piecewise-linear encoding in
-    training-quantile bins or (periodic) their learned periodic embedding."""
-    from pipeline.models.layers import PeriodicEmbedding, PiecewiseLinearEncoding
+def _with_bins(raw, standardized, preprocessing: dict):
+    """The standardised numbers beside their piecewise-linear encoding in training-quantile bins."""
+    from pipeline.models.layers import PiecewiseLinearEncoding
 
-    if numeric_encoding == "piecewise":
-        encoded = PiecewiseLinearEncoding(preprocessing["bins"], name="numeric_bins")(raw)
-    elif numeric_encoding == "periodic":
-        encoded = PeriodicEmbedding(name="numeric_periodic")(standardized)
-    else:
-        return standardized
-    return keras.layers.Concatenate(name="numeric_encoded")([standardized, encoded])
+    binned = PiecewiseLinearEncoding(preprocessing["bins"], name="numeric_bins")(raw)
+    return keras.layers.Concatenate(name="numeric_encoded")([standardized, binned])
 
 
 def _table_inputs(schema: Schema, preprocessing: dict, augmentation: dict, numeric_encoding: str):
@@ -89,7 +83,8 @@ def _table_inputs(schema: Schema, preprocessing: dict, augmentation: dict, numer
                                        name="standardize")(inputs["numeric"])
         if augmentation.get("noise"):
             x = keras.layers.GaussianNoise(augmentation["noise"], seed=augmentation.get("seed"), name="augment_noise")(x)
-        x = _encoded_numbers(inputs["numeric"], x, preprocessing, numeric_encoding)
+        if numeric_encoding == "piecewise":
+            x = _with_bins(inputs["numeric"], x, preprocessing)
         parts.append(x)
     for spec in schema.columns:
         name = spec.input
