@@ -21,6 +21,8 @@ from pipeline.lazy import keras
 from pipeline.lazy import sklearn_metrics as skm
 from pipeline.objective import Objective
 
+MEMBER_AVERAGE = "member_mean"  # the layer averaging an ensemble body's members (the training view stops before it)
+
 
 class Task:
     """What one kind of prediction needs from the model and gives back."""
@@ -46,6 +48,7 @@ class Task:
         raise NotImplementedError
 
     smooths_labels: ClassVar[bool] = False  # label smoothing applies (classification)
+    sparse_targets: ClassVar[bool] = False  # targets are class indices, outputs one column per class
 
     def training_loss(self, label_smoothing: float = 0.0):
         """The loss to compile: `loss`, or its label-smoothed form (targets pulled toward uniform)."""
@@ -59,9 +62,11 @@ class Task:
         return getattr(keras.metrics, name)(name="goal") if name else None
 
     def training_view(self, model):
-        """The network the loss is computed on: the model itself, or (regression) the part that
-        outputs standardised targets, sharing every weight with the exported model."""
-        return model
+        """The network the loss is computed on, sharing every weight with the exported model: the
+        model itself, or, for an ensemble body (`tabm`), its members' outputs before their average;
+        (regression) the part that outputs standardised targets, per member for an ensemble body."""
+        averaged = next((layer for layer in model.layers if layer.name == MEMBER_AVERAGE), None)
+        return keras.Model(model.inputs, averaged.input, name=f"{model.name}_members") if averaged else model
 
     def training_targets(self, y: np.ndarray, preprocessing: dict) -> np.ndarray:
         """Targets as the training view's outputs are (regression: transformed and standardised)."""
@@ -251,6 +256,7 @@ class MulticlassTask(_SingleLabel):
     name = "multiclass"
     output_kind = "classes"
     loss = "sparse_categorical_crossentropy"
+    sparse_targets = True
     native_metrics = {"accuracy": "SparseCategoricalAccuracy"}
     smooths_labels = True
 

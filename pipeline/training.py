@@ -12,6 +12,7 @@ import numpy as np
 from pipeline import compute, inputs
 from pipeline.config import GoalConfig, TrainConfig
 from pipeline.designs import Design
+from pipeline.models.layers import MemberLoss, MemberMeanMetric, member_outputs
 from pipeline.prepared import Rows, Splits
 from pipeline.tasks import Task
 
@@ -40,6 +41,8 @@ class GoalMetric(keras.callbacks.Callback):
         task = self.goal.kind
         # The model being fitted may be the training view: its outputs go back to the target's units.
         raw = task.outputs(inputs.predict(self.model, self.validation.x), self.preprocessing)
+        if member_outputs(self.model):  # a training view of an ensemble body: one output per member
+            raw = raw.mean(axis=1)
         logs[GOAL_LOG_KEY] = task.score(self.goal.metric, self.validation.y, raw)
 
 
@@ -134,8 +137,12 @@ def compile_model(model: keras.Model, task: Task, hp: dict, steps_per_epoch: int
         "rmsprop": lambda: keras.optimizers.RMSprop(schedule, clipnorm=clipnorm),
     }[hp["optimizer"]]()
     native = task.native_metric(goal_metric) if goal_metric else None
-    model.compile(optimizer=optimizer, loss=task.training_loss(float(hp.get("label_smoothing", 0.0))),
-                  metrics=[native] if native else list(task.compiled_metrics), jit_compile=compute.CURRENT.jit_compile)
+    loss = task.training_loss(float(hp.get("label_smoothing", 0.0)))
+    metrics = [native] if native else list(task.compiled_metrics)
+    if member_outputs(model):  # an ensemble body: each member's own loss; the goal of their average
+        loss = MemberLoss(loss, sparse=task.sparse_targets)
+        metrics = [MemberMeanMetric(native)] if native else []  # else the GoalMetric callback measures it
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=compute.CURRENT.jit_compile)
 
 
 @dataclass

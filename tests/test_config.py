@@ -101,13 +101,13 @@ def test_task_must_match_builtin_data():
 
 
 def test_cnn_is_refused_for_tabular_input():
-    assert "`model.family`: got 'cnn'; allowed for tabular input: auto, mlp, transformer" in _error(
+    assert "`model.family`: got 'cnn'; allowed for tabular input: auto, mlp, tabm, transformer" in _error(
         raw_default("data=wine", "model=cnn"))
 
 
 def test_a_family_that_cannot_read_the_input_is_refused_in_the_search_families():
     message = _error(raw_default("data=wine", "model.families=[mlp,resnet]"))
-    assert "`model.families`: got 'resnet'; allowed for tabular input: mlp, transformer" in message
+    assert "`model.families`: got 'resnet'; allowed for tabular input: mlp, tabm, transformer" in message
 
 
 def test_csv_without_path_says_it_is_required():
@@ -134,7 +134,7 @@ def test_a_choice_outside_what_is_allowed_names_the_key():
     message = _error(raw_default("model.common.activation.choices=[relu,swishy]"))
     assert "`model.common.activation.choices.1`: got 'swishy'; allowed: 'relu', 'leaky_relu', 'gelu'" in message
     message = _error(raw_default("model.families=[cnn,vit]"))
-    assert ("`model.families.1`: got 'vit'; allowed: 'backbone', 'cnn', 'inception', 'mlp', 'resnet', 'rnn', "
+    assert ("`model.families.1`: got 'vit'; allowed: 'backbone', 'cnn', 'inception', 'mlp', 'resnet', 'rnn', 'tabm', "
             "'tcn' or 'transformer'") in message
 
 

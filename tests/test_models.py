@@ -45,7 +45,8 @@ def standard_stats(schema):
 
 def design_for(family, *overrides, stats=None):
     offline = ["model.backbone.weights=none"] if family == "backbone" else []  # tests do not download
-    design = initial_design(make_config(f"model={family}", *offline, *overrides))
+    data = [] if "image" in registry.family(family).reads else ["data=breast_cancer"]  # the default data are images
+    design = initial_design(make_config(*data, f"model={family}", *offline, *overrides))
     return dataclasses.replace(design, preprocessing=stats or {})
 
 
@@ -294,3 +295,34 @@ def test_auto_batch_size_gives_about_150_steps_an_epoch():
 
     searched = DesignSpace.from_config(cfg, "tabular", train_rows=35000).training.batch_size
     assert searched.choices == [128, 256] and searched.default == 256
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_tabm_members_train_on_their_own_loss_and_the_model_averages_them(task, tmp_path):
+    import keras
+
+    from pipeline.models.layers import MemberLoss, member_outputs
+
+    schema = tabular_schema(5, task)
+    target_stats = {"target_mean": 0.0, "target_std": 1.0} if task == "regression" else {}
+    design = design_for("tabm", "model.tabm.members=4", stats={**standard_stats(schema), **target_stats})
+    model = build_model(design, schema)
+    view = schema.task.training_view(model)
+    assert member_outputs(model) == 0 and member_outputs(view) == 4
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype("float32")
+    members = view.predict(x, verbose=0)
+    assert members.shape == (6, 4, schema.n_outputs)
+    assert np.allclose(members.mean(axis=1), model.predict(x, verbose=0), atol=1e-5)
+    # the ensemble's loss is the mean of each member's loss on the same targets
+    y = np.array([0, 1, 1, 0, 1, 0]).astype("float32" if task != "multiclass" else "int64")
+    loss = keras.losses.get(schema.task.loss)
+    by_member = [np.mean(loss(y if task == "multiclass" else y[:, None], members[:, m])) for m in range(4)]
+    ensemble = float(MemberLoss(schema.task.loss, sparse=schema.task.sparse_targets)(y, members))
+    assert ensemble == pytest.approx(np.mean(by_member), rel=1e-4)
+    # members differ (own scalings) though they share the Dense layers; the whole saves and loads safely
+    assert not np.allclose(members[:, 0], members[:, 1])
+    compile_model(view, schema.task, design.hyperparameters, steps_per_epoch=1, epochs=1)
+    view.fit(x, schema.task.training_targets(y, target_stats) if task == "regression" else y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)

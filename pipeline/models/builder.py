@@ -16,6 +16,7 @@ from pipeline.models import layers  # noqa: F401  (registers the custom layers f
 from pipeline.models.preprocessing import input_layers
 from pipeline.models.registry import FAMILIES, family
 from pipeline.schema import Schema
+from pipeline.tasks import MEMBER_AVERAGE
 
 
 def max_depth(family_name: str, input_shape: list[int]) -> int | None:
@@ -54,6 +55,8 @@ def build_model(design: Design, schema: Schema) -> keras.Model:
         x = unit_pixels(x, schema, declared.name)
     x = declared.build(x, hp)
     outputs = schema.task.head(x, len(schema.classes), design.preprocessing)
+    if declared.ensembles:
+        outputs = layers.MemberMean(name=MEMBER_AVERAGE, dtype="float32")(outputs)
     if test_time != "none":
         outputs = layers.TestTimeMean(test_time, name="test_time_mean", dtype="float32")(outputs)
     return keras.Model(inputs, outputs, name=f"{design.family}_{schema.source}")

@@ -109,3 +109,101 @@ class TestTimeMean(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+# -- parameter-efficient ensembles (TabM, Gorishniy et al., ICLR 2025) -------------------------
+# A body that ends in (batch, members, features) gives one prediction per member: the members
+# share every Dense layer and differ by their own scalings. Each member is trained on its own
+# loss (MemberLoss), so they stay diverse; the exported model averages their predictions.
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class EnsembleMembers(keras.layers.Layer):
+    """(batch, features) -> (batch, members, features): member m sees the features times its own
+    trainable scaling, initialised to random signs (TabM-mini's multiplicative adapter)."""
+
+    def __init__(self, members: int, **kwargs):
+        super().__init__(**kwargs)
+        self.members = int(members)
+
+    def build(self, input_shape):
+        def random_signs(shape, dtype=None):
+            return keras.ops.sign(keras.initializers.RandomUniform(-1.0, 1.0)(shape, dtype=dtype))
+
+        self.scalings = self.add_weight(shape=(self.members, input_shape[-1]), initializer=random_signs,
+                                        name="scalings")
+
+    def call(self, x):
+        return keras.ops.expand_dims(x, 1) * keras.ops.cast(self.scalings, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.members, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "members": self.members}
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class MemberAffine(keras.layers.Layer):
+    """Per member, a trainable scale (from 1) and shift (from 0) of each feature: with the shared
+    head after it, each member has its own output layer."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=tuple(input_shape[1:]), initializer="ones", name="scale")
+        self.shift = self.add_weight(shape=tuple(input_shape[1:]), initializer="zeros", name="shift")
+
+    def call(self, x):
+        return x * keras.ops.cast(self.scale, x.dtype) + keras.ops.cast(self.shift, x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class MemberMean(keras.layers.Layer):
+    """(batch, members, ...) -> (batch, ...): the members' predictions averaged."""
+
+    def call(self, x):
+        return keras.ops.mean(x, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *input_shape[2:])
+
+
+def member_outputs(model) -> int:
+    """How many members' predictions the model outputs side by side (a training view of an
+    ensemble body); 0 when it outputs one prediction per row."""
+    if any(isinstance(layer, MemberMean) for layer in model.layers):
+        return 0
+    return next((layer.members for layer in model.layers if isinstance(layer, EnsembleMembers)), 0)
+
+
+class MemberLoss(keras.losses.Loss):
+    """`loss` of each member's predictions (batch, members, ...) against the same targets, averaged
+    over the members: the members learn independently, as in TabM, rather than as one averaged
+    model (whose members would co-adapt)."""
+
+    def __init__(self, loss, sparse: bool, name: str = "member_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.loss, self.sparse = keras.losses.get(loss) if isinstance(loss, str) else loss, sparse
+
+    def call(self, y_true, y_pred):
+        members = y_pred.shape[1]
+        y = keras.ops.repeat(keras.ops.expand_dims(y_true, 1), members, axis=1)
+        if not self.sparse and len(y.shape) < len(y_pred.shape):
+            y = keras.ops.expand_dims(y, -1)
+        values = self.loss.call(y, y_pred) if isinstance(self.loss, keras.losses.Loss) else self.loss(y, y_pred)
+        return keras.ops.mean(values, axis=1)
+
+
+class MemberMeanMetric(keras.metrics.Metric):
+    """`metric` of the members' averaged predictions (what the exported model outputs)."""
+
+    def __init__(self, metric: keras.metrics.Metric, **kwargs):
+        super().__init__(name=metric.name, dtype=metric.dtype, **kwargs)
+        self.metric = metric
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.metric.update_state(y_true, keras.ops.mean(y_pred, axis=1), sample_weight=sample_weight)
+
+    def result(self):
+        return self.metric.result()
+
+    def reset_state(self):
+        self.metric.reset_state()

@@ -53,6 +53,8 @@ class Family:
             lowers it (freeze more), the underfitting one raises it.
         input_note: `input_note(input_shape, hp) -> str | None`: what the body does to the input
             that the user should know (e.g. upsampling small images), noted in the design.
+        ensembles: the body outputs (batch, members, features): the head gives one prediction
+            per member, each trained on its own loss, and the model outputs their average.
     """
 
     name: str
@@ -69,6 +71,7 @@ class Family:
     fine_tune: Callable[[Any, dict], FineTune | None] | None = field(default=None, repr=False)
     freezes: bool = False
     input_note: Callable[[list[int], dict], str | None] | None = field(default=None, repr=False)
+    ensembles: bool = False
 
     def __post_init__(self):
         fields = set(self.space.model_fields)
