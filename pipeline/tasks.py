@@ -48,7 +48,6 @@ class Task:
         raise NotImplementedError
 
     smooths_labels: ClassVar[bool] = False  # label smoothing applies (classification)
-    sparse_targets: ClassVar[bool] = False  # targets are class indices, outputs one column per class
 
     def training_loss(self, label_smoothing: float = 0.0):
         """The loss to compile: `loss`, or its label-smoothed form (targets pulled toward uniform)."""
@@ -256,7 +255,6 @@ class MulticlassTask(_SingleLabel):
     name = "multiclass"
     output_kind = "classes"
     loss = "sparse_categorical_crossentropy"
-    sparse_targets = True
     native_metrics = {"accuracy": "SparseCategoricalAccuracy"}
     smooths_labels = True
 

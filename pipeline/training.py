@@ -138,10 +138,11 @@ def compile_model(model: keras.Model, task: Task, hp: dict, steps_per_epoch: int
     }[hp["optimizer"]]()
     native = task.native_metric(goal_metric) if goal_metric else None
     loss = task.training_loss(float(hp.get("label_smoothing", 0.0)))
-    metrics = [native] if native else list(task.compiled_metrics)
     if member_outputs(model):  # an ensemble body: each member's own loss; the goal of their average
-        loss = MemberLoss(loss, sparse=task.sparse_targets)
+        loss = MemberLoss(loss)
         metrics = [MemberMeanMetric(native)] if native else []  # else the GoalMetric callback measures it
+    else:
+        metrics = [native] if native else list(task.compiled_metrics)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=compute.CURRENT.jit_compile)
 
 

@@ -317,7 +317,7 @@ def test_tabm_members_train_on_their_own_loss_and_the_model_averages_them(task, 
     y = np.array([0, 1, 1, 0, 1, 0]).astype("float32" if task != "multiclass" else "int64")
     loss = keras.losses.get(schema.task.loss)
     by_member = [np.mean(loss(y if task == "multiclass" else y[:, None], members[:, m])) for m in range(4)]
-    ensemble = float(MemberLoss(schema.task.loss, sparse=schema.task.sparse_targets)(y, members))
+    ensemble = float(MemberLoss(schema.task.loss)(y, members))
     assert ensemble == pytest.approx(np.mean(by_member), rel=1e-4)
     # members differ (own scalings) though they share the Dense layers; the whole saves and loads safely
     assert not np.allclose(members[:, 0], members[:, 1])
@@ -326,3 +326,13 @@ def test_tabm_members_train_on_their_own_loss_and_the_model_averages_them(task, 
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_label_smoothed_member_loss_is_the_mean_of_each_members_smoothed_loss():
+    from pipeline.models.layers import MemberLoss, SmoothedSparseCrossentropy
+
+    members = np.random.default_rng(0).dirichlet(np.ones(3), size=(5, 4)).astype("float32")  # (rows, members, classes)
+    y = np.array([0, 2, 1, 1, 0])
+    smoothed = SmoothedSparseCrossentropy(0.1)
+    by_member = [float(smoothed(y, members[:, m])) for m in range(4)]
+    assert float(MemberLoss(smoothed)(y, members)) == pytest.approx(np.mean(by_member), rel=1e-5)

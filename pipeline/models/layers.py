@@ -56,9 +56,10 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
-        classes = y_pred.shape[-1]
-        ids = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
-        return keras.losses.categorical_crossentropy(keras.ops.one_hot(ids, classes), y_pred,
+        ids = keras.ops.cast(y_true, "int32")
+        if len(ids.shape) == len(y_pred.shape):  # ids with a trailing axis of 1, as Keras's sparse loss takes
+            ids = keras.ops.squeeze(ids, -1)
+        return keras.losses.categorical_crossentropy(keras.ops.one_hot(ids, y_pred.shape[-1]), y_pred,
                                                      label_smoothing=self.label_smoothing)
 
     def get_config(self):
@@ -179,14 +180,13 @@ class MemberLoss(keras.losses.Loss):
     over the members: the members learn independently, as in TabM, rather than as one averaged
     model (whose members would co-adapt)."""
 
-    def __init__(self, loss, sparse: bool, name: str = "member_loss", **kwargs):
+    def __init__(self, loss, name: str = "member_loss", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.loss, self.sparse = keras.losses.get(loss) if isinstance(loss, str) else loss, sparse
+        self.loss = keras.losses.get(loss) if isinstance(loss, str) else loss
 
     def call(self, y_true, y_pred):
-        members = y_pred.shape[1]
-        y = keras.ops.repeat(keras.ops.expand_dims(y_true, 1), members, axis=1)
-        if not self.sparse and len(y.shape) < len(y_pred.shape):
+        y = keras.ops.repeat(keras.ops.expand_dims(y_true, 1), y_pred.shape[1], axis=1)
+        if len(y.shape) < len(y_pred.shape):  # one target per row: a trailing axis (sparse losses take it too)
             y = keras.ops.expand_dims(y, -1)
         values = self.loss.call(y, y_pred) if isinstance(self.loss, keras.losses.Loss) else self.loss(y, y_pred)
         return keras.ops.mean(values, axis=1)
