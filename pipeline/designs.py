@@ -119,7 +119,7 @@ class DesignSpace:
             encoding = common.numeric_encoding
             common = common.model_copy(update={"numeric_encoding": encoding.model_copy(
                 update={"choices": [encoding.default]})})
-        training = cfg.train.space()
+        training = cfg.training_space()
         if training.batch_size.default == "auto" and train_rows:
             pick = training.batch_size.for_rows(train_rows)
             near = [b for b in training.batch_size.choices if pick / 2 <= b <= pick * 2]

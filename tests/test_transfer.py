@@ -212,3 +212,24 @@ def test_smoothing_and_test_time_augmentation_are_refused_where_they_do_not_appl
     with pytest.raises(ConfigError, match=r"model.common.test_time_augmentation.*images"):
         make_config("data=wine", "model.common.test_time_augmentation=flip")
     assert make_config("data=digits", "train.label_smoothing.choices=[0.0,0.1]").train.label_smoothing.choices == [0.0, 0.1]
+
+
+@pytest.mark.parametrize("overrides, share, searched", [
+    (("data=digits",), 0.1, [0.0, 0.1]),  # multiclass, accuracy: smoothed, the search may turn it off
+    (("data=digits", "goal.metric=auc"), 0.0, [0.0]),  # AUC ranks the probabilities: none
+    (("data=breast_cancer",), 0.0, [0.0]),  # binary: none
+    (("data=diabetes",), 0.0, [0.0]),  # regression: nothing to smooth, and no refusal
+    (("data=diabetes", "train.label_smoothing=auto"), 0.0, [0.0]),
+    (("data=digits", "train.label_smoothing=auto"), 0.1, [0.0, 0.1]),
+    (("data=digits", "train.label_smoothing.choices=[0.0,0.2]"), 0.1, [0.0, 0.1, 0.2]),
+    (("data=digits", "train.label_smoothing=0.05"), 0.05, [0.05]),  # as written
+    (("data=digits", "train.label_smoothing=0"), 0.0, [0.0]),
+])
+def test_auto_label_smoothing_is_the_tasks_share_for_the_goal_metric(overrides, share, searched):
+    from pipeline.designs import DesignSpace, initial_design
+    from tests.conftest import make_config
+
+    cfg = make_config(*overrides)
+    assert initial_design(cfg, train_rows=500).hyperparameters["label_smoothing"] == share
+    space = DesignSpace.from_config(cfg, train_rows=500).training.label_smoothing
+    assert (space.default, space.choices) == (share, searched)

@@ -13,7 +13,17 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, create_model, model_validator
 
 from pipeline.config.errors import KeyProblem
-from pipeline.config.space import BatchSize, Choice, FamilySpace, FloatRange, Strict, choice, defaults, float_range
+from pipeline.config.space import (
+    BatchSize,
+    Choice,
+    FamilySpace,
+    FloatRange,
+    LabelSmoothing,
+    Strict,
+    choice,
+    defaults,
+    float_range,
+)
 from pipeline.config.splits import AutoSplit, SplitConfig, SplitSettings
 from pipeline.models import registry
 from pipeline.objective import Objective, metric_info
@@ -237,8 +247,9 @@ class TrainingSpace(Strict):
     # plateau: constant rate divided by 5 after `early_stopping_patience // 2` epochs without progress
     lr_schedule: Choice[Literal["constant", "cosine", "exponential", "plateau"]] = choice("cosine", ["cosine"])
     batch_size: BatchSize = choice("auto", [32, 64, 128, 256])  # auto: about 150 steps an epoch
-    # classes: the training targets pulled toward uniform by this share (0: none)
-    label_smoothing: Choice[float] = choice(0.0, [0.0])
+    # classes: the training targets pulled toward uniform by this share (0: none); auto: the task's
+    # share for the goal metric (Task.auto_label_smoothing), searched beside the choices
+    label_smoothing: LabelSmoothing = choice("auto", [0.0])
 
     @model_validator(mode="after")
     def _positive_rate(self) -> TrainingSpace:
@@ -474,10 +485,17 @@ class PipelineConfig(Strict):
         """The split kind that assigns the rows (auto resolved for this task and data)."""
         return self.split.concrete(self.task, windows=self.data.window is not None)
 
+    def training_space(self) -> TrainingSpace:
+        """The training choices with `auto` label smoothing resolved for the task and goal metric."""
+        space = self.train.space()
+        smoothing = space.label_smoothing.resolved(self.task.auto_label_smoothing(self.goal.metric),
+                                                   self.task.smooths_labels)
+        return space.model_copy(update={"label_smoothing": smoothing})
+
     def initial_values(self, body_kind: str | None = None) -> dict:
         """The initial design's hyperparameters: every default of its family, shared and training choices."""
         body_kind = body_kind or self.body_kinds()[0]
-        return {**defaults(self.model.common), **defaults(self.train.space()),
+        return {**defaults(self.model.common), **defaults(self.training_space()),
                 **defaults(self.model.family_space(self.initial_family(body_kind))),
                 "augment": bool(self.augment.enabled.default) and self.augment.available_for(body_kind)}
 

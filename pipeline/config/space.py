@@ -103,9 +103,8 @@ T = TypeVar("T")
 
 
 class Choice(Strict, Generic[T]):
-    """One of `choices` for the search; `default` is the initial design's (a plain value fixes it).
-
-    A default missing from the choices falls back to the first choice.
+    """One of `choices` for the search; `default` is the initial design's (a plain value fixes it,
+    a list gives the choices with the first as default). A default missing from the choices is refused.
     """
 
     default: T | None = None
@@ -118,13 +117,16 @@ class Choice(Strict, Generic[T]):
             return {"choices": value}
         return value if isinstance(value, (dict, BaseModel)) else {"default": value, "choices": [value]}
 
+    may_be_auto: ClassVar[bool] = False  # the default may be `auto`, resolved where the data are known
+
     @model_validator(mode="after")
     def _default_in_choices(self) -> Choice:
         if self.default is None:
             object.__setattr__(self, "default", self.choices[0])
-        elif self.default not in self.choices:
-            raise ValueError(f"the default {self.default!r} is not one of the choices {self.choices}; "
-                             "add it to the choices, or choose another default")
+        elif not (self.may_be_auto and self.default == "auto") and self.default not in self.choices:
+            raise ValueError(f"the default {self.default!r} is not one of the choices {self.choices}"
+                             f"{' (or auto)' if self.may_be_auto else ''}; add it to the choices, or choose "
+                             "another default")
         return self
 
 
@@ -134,13 +136,10 @@ class BatchSize(Choice[int]):
 
     STEPS_PER_EPOCH: ClassVar[int] = 150
     default: int | Literal["auto"] | None = None
+    may_be_auto: ClassVar[bool] = True
 
     @model_validator(mode="after")
-    def _default_in_choices(self) -> BatchSize:
-        if self.default is None:
-            object.__setattr__(self, "default", self.choices[0])
-        elif self.default != "auto" and self.default not in self.choices:
-            raise ValueError(f"the default {self.default!r} is not one of the choices {self.choices} (or auto)")
+    def _positive(self) -> BatchSize:
         if min(self.choices) < 1:
             raise ValueError(f"batch sizes must be 1 or more; got {self.choices}")
         return self
@@ -151,6 +150,28 @@ class BatchSize(Choice[int]):
             return self.default
         target = max(1.0, rows / self.STEPS_PER_EPOCH)
         return min(self.choices, key=lambda size: (abs(math.log(size / target)), size))
+
+
+class LabelSmoothing(Choice[float]):
+    """Label smoothing shares: a choice whose default may be `auto`, the task's own share for the
+    goal metric (:meth:`resolved`)."""
+
+    default: float | Literal["auto"] | None = None
+    may_be_auto: ClassVar[bool] = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed(cls, value):
+        # a plain `auto` is conf/config.yaml's default: the task's share, the search also trying 0
+        return {"default": "auto", "choices": [0.0]} if value == "auto" else Choice._fixed(value)
+
+    def resolved(self, share: float, smooths_labels: bool) -> LabelSmoothing:
+        """`auto` made concrete: the default `share`, searched among the choices where the task has
+        classes to smooth (none elsewhere). An explicit default stays as written."""
+        if self.default != "auto":
+            return self
+        choices = sorted({share, *self.choices}) if smooths_labels else [0.0]
+        return self.model_copy(update={"default": share if smooths_labels else 0.0, "choices": choices})
 
 
 def choice(default: Any, choices: list, description: str = "") -> Any:
