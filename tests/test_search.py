@@ -102,7 +102,7 @@ def test_every_family_in_the_space_can_be_searched(wine, tmp_path):
                   "model.transformer.blocks=1", "model.transformer.embed_dim=16", "search.max_epochs=1",
                   "model.mlp.units=32", "model.mlp.layers=1", "model.common.dropout=0.1", "model.common.batchnorm=false",
                   "model.common.l2=0.0", "model.common.activation=relu", "model.common.initializer=he_normal",
-                  "train.optimizer=adam", "train.batch_size=32", "train.learning_rate=0.002",
+                  "train.optimizer=adam", "train.batch_size=32", "train.learning_rate=0.002", "train.label_smoothing=0",
                   "model.transformer.heads=2", "model.transformer.ff_units=32", max_trials=6)
     assert {t.hyperparameters["family"] for t in result.trials} == {"mlp", "transformer"}
     assert all(t.status == "COMPLETED" for t in result.trials)
