@@ -488,8 +488,7 @@ class PipelineConfig(Strict):
     def training_space(self) -> TrainingSpace:
         """The training choices with `auto` label smoothing resolved for the task and goal metric."""
         space = self.train.space()
-        smoothing = space.label_smoothing.resolved(self.task.auto_label_smoothing(self.goal.metric),
-                                                   self.task.smooths_labels)
+        smoothing = space.label_smoothing.resolved(self.task.auto_label_smoothing(self.goal.metric))
         return space.model_copy(update={"label_smoothing": smoothing})
 
     def initial_values(self, body_kind: str | None = None) -> dict:

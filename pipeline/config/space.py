@@ -165,13 +165,12 @@ class LabelSmoothing(Choice[float]):
         # a plain `auto` is conf/config.yaml's default: the task's share, the search also trying 0
         return {"default": "auto", "choices": [0.0]} if value == "auto" else Choice._fixed(value)
 
-    def resolved(self, share: float, smooths_labels: bool) -> LabelSmoothing:
-        """`auto` made concrete: the default `share`, searched among the choices where the task has
-        classes to smooth (none elsewhere). An explicit default stays as written."""
+    def resolved(self, share: float) -> LabelSmoothing:
+        """`auto` made concrete: the default `share`, searched beside the choices (a task without classes
+        has share 0 and only 0 among its choices). An explicit default stays as written."""
         if self.default != "auto":
             return self
-        choices = sorted({share, *self.choices}) if smooths_labels else [0.0]
-        return self.model_copy(update={"default": share if smooths_labels else 0.0, "choices": choices})
+        return self.model_copy(update={"default": share, "choices": sorted({share, *self.choices})})
 
 
 def choice(default: Any, choices: list, description: str = "") -> Any:
