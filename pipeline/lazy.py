@@ -38,3 +38,4 @@ class Deferred:
 
 keras = lazy_import("keras")
 sklearn_metrics = Deferred("sklearn.metrics")
+scipy_optimize = Deferred("scipy.optimize")

@@ -93,7 +93,7 @@ class Objective:
         return a > b if self.direction == "max" else a < b
 
     def sort_key(self, value: float, loss: float = math.inf) -> tuple:
-        """Ascending order = best first: the score, then the lower validation loss; NaN last."""
+        """Ascending order = best first: the score, then the lower loss (the ranking loss); NaN last."""
         missing = value is None or math.isnan(value)
         signed = math.inf if missing else (-value if self.direction == "max" else value)
         return (missing, signed, math.inf if loss is None or math.isnan(loss) else loss)

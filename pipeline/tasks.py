@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError
-from pipeline.lazy import keras
+from pipeline.lazy import keras, scipy_optimize
 from pipeline.lazy import sklearn_metrics as skm
 from pipeline.objective import Objective
 
@@ -97,8 +97,12 @@ class Task:
         raise NotImplementedError
 
     def validation_loss(self, y_true: np.ndarray, raw: np.ndarray) -> float:
-        """The loss on held-out rows (log loss, or mean squared error): breaks ties in the goal metric."""
+        """The loss on held-out rows as the report shows it (log loss, or mean squared error)."""
         raise NotImplementedError
+
+    def ranking_loss(self, y_true: np.ndarray, raw: np.ndarray) -> float:
+        """The loss that ranks designs tied on the goal metric (lower: better); the validation loss here."""
+        return self.validation_loss(y_true, raw)
 
     def report(self, y_true: np.ndarray, raw: np.ndarray, classes: list[str]) -> dict:
         """The task's standard metrics on held-out data, per class where there are classes."""
@@ -142,6 +146,29 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def calibrated_log_loss(y: np.ndarray, probabilities: np.ndarray) -> float:
+    """Log loss of (n, classes) probabilities after the one temperature that fits these rows best
+    (p ** (1/T), renormalised; Guo et al. 2017). Designs then compare on how well they separate the
+    classes, not on how confident their training made them: label smoothing and averaging lower
+    confidence, which plain log loss punishes even where every row is right (Ashukha et al. 2020,
+    "calibrated log-likelihood")."""
+    probabilities = np.asarray(probabilities, dtype="float64")
+    if not np.all(np.isfinite(probabilities)):
+        return float("inf")
+    log_p = np.log(np.clip(probabilities, 1e-12, 1.0))
+    true_class = np.asarray(y, dtype="int64").reshape(-1)
+    rows = np.arange(len(true_class))
+
+    def loss(log_inverse_temperature: float) -> float:
+        logits = log_p * np.exp(log_inverse_temperature)
+        logits -= logits.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(logits).sum(axis=1)) - logits[rows, true_class]))
+
+    # convex in 1/T, so unimodal in its logarithm: a bounded scalar search finds the minimum (T = 1: unchanged)
+    fitted = scipy_optimize.minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return min(float(fitted.fun), loss(0.0))
+
+
 class _SingleLabel(Task):
     """Binary and multiclass: one class per row."""
 
@@ -151,6 +178,9 @@ class _SingleLabel(Task):
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
         """(n, classes) probabilities."""
         raise NotImplementedError
+
+    def ranking_loss(self, y_true, raw):
+        return calibrated_log_loss(y_true, self.probabilities(raw))
 
     def _score(self, metric, y_true, raw):
         if metric == "auc":
@@ -333,6 +363,11 @@ class MultilabelTask(Task):
         if not np.all(np.isfinite(raw)):
             return float("inf")
         return _log_loss(np.asarray(y_true).reshape(raw.shape[0], -1), raw.reshape(raw.shape[0], -1))
+
+    def ranking_loss(self, y_true, raw):
+        """Every label as a binary decision, one temperature for all of them."""
+        positive = np.asarray(raw, dtype="float64").reshape(-1)
+        return calibrated_log_loss(np.asarray(y_true).reshape(-1), np.stack([1 - positive, positive], axis=1))
 
     def constant_outputs(self, y_train, rows, n_outputs):
         return np.tile(np.mean(y_train, axis=0), (rows, 1))

@@ -239,7 +239,7 @@ def score(model: keras.Model, goal: GoalConfig, rows: Rows) -> float:
 def score_and_loss(model: keras.Model, goal: GoalConfig, rows: Rows) -> tuple[float, float]:
     """(goal metric, loss) of a model on some rows: the loss breaks ties in the goal metric."""
     raw = inputs.predict(model, rows.x)
-    return goal.kind.score(goal.metric, rows.y, raw), goal.kind.validation_loss(rows.y, np.asarray(raw))
+    return goal.kind.score(goal.metric, rows.y, raw), goal.kind.ranking_loss(rows.y, np.asarray(raw))
 
 
 def refit(design: Design, schema, rows: Rows, train: TrainConfig, phase_epochs: tuple[int, ...] | list[int],

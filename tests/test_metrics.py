@@ -4,9 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.objective import Objective
-from pipeline.tasks import task_named
+from pipeline.tasks import calibrated_log_loss, task_named
 
 BINARY, MULTICLASS, REGRESSION = task_named("binary"), task_named("multiclass"), task_named("regression")
 
@@ -82,3 +84,50 @@ def test_better_than_and_best_follow_the_direction(metric, better, worse):
 def test_lead_is_relative_for_errors_and_absolute_for_scores():
     assert Objective("accuracy").lead(0.95, 0.90) == pytest.approx(0.05)
     assert Objective("rmse").lead(30.0, 50.0) == pytest.approx(0.4)  # train 30 vs validation 50: 40% ahead
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.5, 2.0))
+def test_calibrated_log_loss_ignores_the_temperature_and_never_exceeds_the_log_loss(seed, scale):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, size=60)
+    logits = rng.normal(size=(60, 4)) + 2.0 * np.eye(4)[y]
+    probabilities = _softmax(logits)
+    calibrated = calibrated_log_loss(y, probabilities)
+    assert calibrated <= task_named("multiclass").validation_loss(y, probabilities) + 1e-9
+    assert calibrated == pytest.approx(calibrated_log_loss(y, _softmax(scale * logits)), abs=1e-4)
+
+
+def test_ranking_loss_ranks_designs_by_how_they_separate_the_classes_whatever_their_confidence():
+    """Label smoothing lowers a design's confidence: plain log loss then prefers a design that
+    separates the classes worse; the ranking loss keeps the better one first."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=300)
+    noise = rng.normal(size=(300, 3))
+    better = 3.0 * np.eye(3)[y] + 0.8 * noise  # same rows right, wider margins
+    worse = 3.0 * np.eye(3)[y] + 1.2 * noise
+    task = task_named("multiclass")
+    smoothed_better, sharp_worse = _softmax(0.3 * better), _softmax(3.0 * worse)
+    assert task.validation_loss(y, smoothed_better) > task.validation_loss(y, sharp_worse)  # the bias
+    assert task.ranking_loss(y, smoothed_better) < task.ranking_loss(y, sharp_worse)
+    assert math.isinf(task.ranking_loss(y, np.full((300, 3), np.nan)))
+
+
+@pytest.mark.parametrize("name, y, raw", [
+    ("binary", np.array([0, 1, 1, 0]), np.array([0.2, 0.7, 0.9, 0.4])),
+    ("multilabel", np.array([[0, 1], [1, 1], [0, 0]]), np.array([[0.1, 0.8], [0.6, 0.7], [0.3, 0.2]])),
+])
+def test_ranking_loss_of_binary_decisions_is_calibrated_log_loss(name, y, raw):
+    task = task_named(name)
+    assert task.ranking_loss(y, raw) <= task.validation_loss(y, raw) + 1e-9
+    assert task.ranking_loss(y, raw) == pytest.approx(task.ranking_loss(y, 1 / (1 + ((1 - raw) / raw) ** 2)), abs=1e-4)
+
+
+def test_ranking_loss_of_regression_is_the_mean_squared_error():
+    task = task_named("regression")
+    assert task.ranking_loss(np.array([1.0, 2.0]), np.array([1.5, 2.0])) == pytest.approx(0.125)

@@ -270,7 +270,8 @@ class TrainConfig(TrainingSpace):
     # once chosen, train the design again on train + validation for the epochs its run kept
     refit: bool = True
     # the refit trains this many copies of a chosen single design (seeds seed, seed + 1, ...) and
-    # exports their average; fewer when they would not fit in half of search.time_budget_s
+    # exports their average; fewer when they would not fit in what is left of search.time_budget_s,
+    # or in half of it after a search
     refit_copies: int = Field(3, ge=1, le=16)
     early_stopping_patience: int = Field(8, ge=1)
     # loss: validation loss (keeps improving after a small validation split's accuracy saturates);

@@ -51,7 +51,7 @@ class FullRun:
 
     hyperparameters: dict
     validation: float
-    validation_loss: float
+    ranking_loss: float  # breaks ties in the goal metric (Task.ranking_loss)
     epochs: int
     restored_epoch: int = 0
     cut_short: bool = False  # stopped by the time budget
@@ -74,7 +74,7 @@ class RoundRecord:
     full_runs: list[FullRun] = field(default_factory=list)
     best_validation: float | None = None
     ensemble_validation: float | None = None
-    ensemble_validation_loss: float | None = None
+    ensemble_ranking_loss: float | None = None
     fidelity: float | None = None  # rank correlation of subset-trial and full-data scores of the same designs
     fidelity_designs: int = 0
     trials_seconds: float | None = None  # wall time of the round's subset trials (all workers)

@@ -48,7 +48,7 @@ class Candidate:
     validation: float
     curves: dict
     model: keras.Model = field(repr=False)
-    loss: float = math.inf  # validation loss: breaks ties in the goal metric
+    loss: float = math.inf  # validation ranking loss (Task.ranking_loss): breaks ties in the goal metric
     restored_epoch: int = 0  # the epoch whose weights were kept (0: not a training run, e.g. an ensemble)
     cut_short: bool = False  # stopped by the deadline: its curves cannot be diagnosed
     members: list[Candidate] = field(default_factory=list, repr=False)  # an ensemble's
@@ -90,7 +90,7 @@ def save_candidate(candidate: Candidate, directory: Path) -> None:
     """Persist a full-data run (model last: its presence marks the run complete)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "candidate.json", {"design": candidate.design.to_dict(), "validation": candidate.validation,
-                                              "loss": candidate.loss, "curves": candidate.curves,
+                                              "ranking_loss": candidate.loss, "curves": candidate.curves,
                                               "restored_epoch": candidate.restored_epoch,
                                               "cut_short": candidate.cut_short,
                                               "train_score": candidate.train_score,
@@ -104,7 +104,7 @@ def load_candidate(directory: Path, round_no: int) -> Candidate | None:
         return None
     saved = read_json(directory / "candidate.json")
     return Candidate(round_no, Design.from_dict(saved["design"]), saved["validation"], saved["curves"],
-                     load_model(directory / "model.keras"), saved.get("loss", math.inf),
+                     load_model(directory / "model.keras"), saved.get("ranking_loss", math.inf),
                      saved.get("restored_epoch", 0), saved.get("cut_short", False),
                      train_score=saved.get("train_score"), phase_epochs=tuple(saved.get("phase_epochs", ())))
 
@@ -159,7 +159,7 @@ class RedesignLoop:
         self.floor = schema.task.score(cfg.goal.metric, splits.validation.y, constant)
 
     def best(self, candidates: list[Candidate] | None = None) -> Candidate | None:
-        """Best on the validation goal metric; among equals, the lowest validation loss; then the earliest."""
+        """Best on the validation goal metric; among equals, the lowest ranking loss; then the earliest."""
         return self.objective.best(self.candidates if candidates is None else candidates,
                                    value=lambda c: c.validation if np.isfinite(c.validation) else math.nan,
                                    loss=lambda c: c.loss)
@@ -341,7 +341,7 @@ class RedesignLoop:
         ensemble = Candidate(round_no, Design.ensemble([m.design for m in members]), value, members[0].curves,
                              model, loss, members=members)
         self.candidates.append(ensemble)
-        record.ensemble_validation, record.ensemble_validation_loss = value, loss
+        record.ensemble_validation, record.ensemble_ranking_loss = value, loss
         self.log(f"redesign: round {round_no} ensemble of the {len(members)} best so far: "
                  f"validation {self.cfg.goal.metric} {value:.4f}")
 

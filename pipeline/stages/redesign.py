@@ -99,7 +99,7 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
             chosen, facts = _search(cfg, loop, tracker, out, splits, trained_run if not failure else None, trained)
             summary.update(facts)
     # (the workers are stopped: the refit below runs alone)
-    summary.update(validation=chosen.validation, validation_loss=chosen.loss, design=chosen.design.family)
+    summary.update(validation=chosen.validation, ranking_loss=chosen.loss, design=chosen.design.family)
 
     chosen.design.save(out / "design.json")
     write_curves(chosen.curves, out / "curves.csv")
@@ -107,7 +107,9 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
                + (" (an ensemble: its best member)" if chosen.design.is_ensemble else ""))
     model = chosen.model
     if cfg.train.refit:
-        model, summary["refit"] = _refit(cfg, schema, splits, chosen, refit_copies(cfg, trained, splits))
+        seconds_left = cfg.search.time_budget_s - (time.monotonic() - tracker.started)
+        model, summary["refit"] = refit_chosen(cfg, schema, splits, chosen,
+                                               refit_copies(cfg, trained, splits, seconds_left))
     if model is not chosen.model:
         chosen.model.save(out / "selected.keras")  # the model validation chose, before its refit
     model.save(out / "model.keras")
@@ -181,7 +183,7 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
                       "reason": f"no searched design or ensemble beat the trained one ({outcome.stop_reason})"}
     return best, {**facts, "chosen": "ensemble" if best.design.is_ensemble else "search",
                   "reason": f"search found a better design ({outcome.stop_reason}); "
-                            "equal goal metrics are decided by the lower validation loss"}
+                            "equal goal metrics are decided by the lower ranking loss (classes: calibrated log loss)"}
 
 
 @contextmanager
@@ -218,14 +220,17 @@ def refit_seconds(trained: dict, splits) -> float:
     return trained["seconds"] * rows / len(splits.train) * trained["restored_epoch"] / max(1, trained["epochs_run"])
 
 
-def refit_copies(cfg: PipelineConfig, trained: dict, splits) -> int:
+def refit_copies(cfg: PipelineConfig, trained: dict, splits, seconds_left: float = 0.0) -> int:
     """How many copies of a chosen single design the refit trains: `train.refit_copies`, or fewer
-    (at least one) when they would take more than half of `search.time_budget_s`."""
-    fitting = int(0.5 * cfg.search.time_budget_s / max(refit_seconds(trained, splits), 1e-3))
+    (at least one) when they would take more than half of `search.time_budget_s` (the share a
+    search leaves the refit) and more than `seconds_left` (what is left of it when the refit
+    starts: nearly all of it where no search ran)."""
+    seconds = max(0.5 * cfg.search.time_budget_s, seconds_left)
+    fitting = int(seconds / max(refit_seconds(trained, splits), 1e-3))
     return max(1, min(cfg.train.refit_copies, fitting))
 
 
-def _refit(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies: int = 1):
+def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies: int = 1):
     """The chosen design trained afresh on train + validation for the epochs its run kept: `copies`
     copies with seeds train.seed, train.seed + 1, ... averaged (an ensemble: each member once).
     Returns (model, what was done); the selected model if a refit fails."""
@@ -245,8 +250,8 @@ def _refit(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies: int =
     averaged = f"the average of {len(models)} copies (seeds {cfg.train.seed}..{cfg.train.seed + len(models) - 1})" \
         if not chosen.members and len(models) > 1 else None
     if not chosen.members and copies < cfg.train.refit_copies:
-        print(f"redesign: refit {copies} of train.refit_copies={cfg.train.refit_copies} copies: more would take over "
-              f"half of search.time_budget_s ({cfg.search.time_budget_s:g} s)")
+        print(f"redesign: refit {copies} of train.refit_copies={cfg.train.refit_copies} copies: more would not fit in "
+              f"what is left of search.time_budget_s ({cfg.search.time_budget_s:g} s), or half of it after a search")
     return model, {"done": True, "rows": len(rows), "epochs": [sum(r.phase_epochs) or max(1, r.restored_epoch)
                                                                for r in runs[:len(chosen.members) or 1]],
                    "copies": 1 if chosen.members else len(models), "averaged": averaged,
