@@ -40,7 +40,7 @@ from pipeline.search.space import DesignHyperModel  # noqa: E402
 from pipeline.search.tuner import run_tuner  # noqa: E402
 from pipeline.search.watch import TrackedSearch  # noqa: E402
 from pipeline.splitting import split_indices  # noqa: E402
-from pipeline.stages.redesign import refit_chosen, refit_copies, refit_seconds  # noqa: E402
+from pipeline.stages.redesign import refit_chosen, refit_copies, refit_reserve  # noqa: E402
 from pipeline.tracking import stage_run  # noqa: E402
 from pipeline.training import GOAL_LOG_KEY, fit_design, score_and_loss  # noqa: E402
 
@@ -71,15 +71,13 @@ def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
                          "epochs_run": len(fitted.curves["loss"])}
         print(f"  trained initial design ({design.family}): validation {value:.4f} "
               f"in {trained_facts['seconds']:.1f} s")
-        copies = refit_copies(cfg, trained_facts, splits)
-        reserve = min(cfg.search.time_budget_s, copies * refit_seconds(trained_facts, splits)) if cfg.train.refit else 0
         loop = RedesignLoop(cfg, schema, splits, design, scratch / "rounds", watch=TrackedSearch(tracker),
                             log=lambda *_: None)
-        outcome = loop.run(prior=(trained,), reserve_s=reserve)
+        outcome = loop.run(prior=(trained,), reserve_s=refit_reserve(cfg, trained_facts, splits))
         best = loop.best()
         seconds_left = cfg.search.time_budget_s - (time.monotonic() - loop.begun)  # the budget began with the search
-        model, refitted = (refit_chosen(cfg, schema, splits, best, refit_copies(cfg, trained_facts, splits, seconds_left))
-                           if cfg.train.refit else (best.model, None))
+        copies = refit_copies(cfg, trained_facts, splits, seconds_left)
+        model, refitted = refit_chosen(cfg, schema, splits, best, copies) if cfg.train.refit else (best.model, None)
         wall = time.perf_counter() - started
 
     def test_score(network) -> float:

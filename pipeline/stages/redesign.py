@@ -148,12 +148,8 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
             trained_run: Candidate | None, trained: dict) -> tuple[Candidate, dict]:
     """Run the redesign loop from the trained design (None: it failed) and choose the best candidate."""
     goal = cfg.goal
-    # keep the budget's share the refit needs (its copies of about what training the initial design
-    # took, on more rows), so that the search and the refit end within the budget together
-    reserve = 0.0
-    if cfg.train.refit:
-        reserve = min(cfg.search.time_budget_s, refit_copies(cfg, trained, splits) * refit_seconds(trained, splits))
-    outcome = loop.run(prior=(trained_run,) if trained_run else (), reserve_s=reserve, budget_started=tracker.started)
+    outcome = loop.run(prior=(trained_run,) if trained_run else (), reserve_s=refit_reserve(cfg, trained, splits),
+                       budget_started=tracker.started)
     pd.DataFrame(outcome.trials).to_csv(out / "trials.csv", index=False)
     save_history(outcome.history, out / "history.json")
     (out / "history.md").write_text(history_markdown(outcome.history, goal.metric, outcome.stop_reason))
@@ -218,6 +214,14 @@ def refit_seconds(trained: dict, splits) -> float:
     """About what one refit takes: the initial design's training, on train + validation, up to the epoch it kept."""
     rows = len(splits.train) + len(splits.validation)
     return trained["seconds"] * rows / len(splits.train) * trained["restored_epoch"] / max(1, trained["epochs_run"])
+
+
+def refit_reserve(cfg: PipelineConfig, trained: dict, splits) -> float:
+    """Seconds of `search.time_budget_s` a search leaves the refit (its copies of about what training
+    the initial design took, on more rows), so that the search and the refit end within the budget together."""
+    if not cfg.train.refit:
+        return 0.0
+    return min(cfg.search.time_budget_s, refit_copies(cfg, trained, splits) * refit_seconds(trained, splits))
 
 
 def refit_copies(cfg: PipelineConfig, trained: dict, splits, seconds_left: float = 0.0) -> int:
