@@ -40,7 +40,7 @@ from pipeline.search.space import DesignHyperModel  # noqa: E402
 from pipeline.search.tuner import run_tuner  # noqa: E402
 from pipeline.search.watch import TrackedSearch  # noqa: E402
 from pipeline.splitting import split_indices  # noqa: E402
-from pipeline.stages.redesign import refit_chosen, refit_copies, refit_reserve  # noqa: E402
+from pipeline.stages.redesign import refit_in_budget, refit_reserve  # noqa: E402
 from pipeline.tracking import stage_run  # noqa: E402
 from pipeline.training import GOAL_LOG_KEY, fit_design, score_and_loss  # noqa: E402
 
@@ -75,9 +75,9 @@ def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
                             log=lambda *_: None)
         outcome = loop.run(prior=(trained,), reserve_s=refit_reserve(cfg, trained_facts, splits))
         best = loop.best()
-        seconds_left = cfg.search.time_budget_s - (time.monotonic() - loop.begun)  # the budget began with the search
-        copies = refit_copies(cfg, trained_facts, splits, seconds_left)
-        model, refitted = refit_chosen(cfg, schema, splits, best, copies) if cfg.train.refit else (best.model, None)
+        # the budget began with the search (loop.begun), as the stage's began with its run
+        model, refitted = refit_in_budget(cfg, schema, splits, best, trained_facts, loop.begun) if cfg.train.refit \
+            else (best.model, None)
         wall = time.perf_counter() - started
 
     def test_score(network) -> float:

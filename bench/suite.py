@@ -17,7 +17,8 @@ HistGradientBoosting and a linear model for tables, TF-IDF word 1-2-grams + a li
 text; here fitted on train + validation; a fixed small Keras CNN for images; three Conv1D(25, 5) layers
 + Dense (Adam 1e-2, 60 epochs) for sequences; ridge regression and gradient boosting on the
 window for forecasting. The held-out tables (`--holdout`, bench/suite_data.py's HOLDOUT) are
-kept out of choosing defaults: they check that a change generalises. Writes suite.md (the table) and suite.json into --out.
+kept out of choosing defaults: they check that a change generalises. Writes suite.md (the
+table) and suite.json into --out.
 """
 
 from __future__ import annotations

@@ -107,9 +107,7 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
                + (" (an ensemble: its best member)" if chosen.design.is_ensemble else ""))
     model = chosen.model
     if cfg.train.refit:
-        seconds_left = cfg.search.time_budget_s - (time.monotonic() - tracker.started)
-        model, summary["refit"] = refit_chosen(cfg, schema, splits, chosen,
-                                               refit_copies(cfg, trained, splits, seconds_left))
+        model, summary["refit"] = refit_in_budget(cfg, schema, splits, chosen, trained, tracker.started)
     if model is not chosen.model:
         chosen.model.save(out / "selected.keras")  # the model validation chose, before its refit
     model.save(out / "model.keras")
@@ -232,6 +230,13 @@ def refit_copies(cfg: PipelineConfig, trained: dict, splits, seconds_left: float
     seconds = max(0.5 * cfg.search.time_budget_s, seconds_left)
     fitting = int(seconds / max(refit_seconds(trained, splits), 1e-3))
     return max(1, min(cfg.train.refit_copies, fitting))
+
+
+def refit_in_budget(cfg: PipelineConfig, schema, splits, chosen: Candidate, trained: dict, budget_started: float):
+    """`refit_chosen` with the copies that fit in what is left of `search.time_budget_s`, which began
+    at `budget_started` (time.monotonic())."""
+    seconds_left = cfg.search.time_budget_s - (time.monotonic() - budget_started)
+    return refit_chosen(cfg, schema, splits, chosen, refit_copies(cfg, trained, splits, seconds_left))
 
 
 def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies: int = 1):
