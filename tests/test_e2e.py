@@ -22,11 +22,15 @@ TINY_E2E = ["train.epochs=2", "train.verbose=0", "search.max_trials=2", "search.
             "search.tuner=random"]
 
 
-def run(command, cwd, **kwargs):
+def run(command, cwd, capture: bool = True, **kwargs):
+    """`command` in `cwd`, asserting it succeeded. `capture=False` for a command that leaves processes
+    behind (`dvc queue start`): they would hold the captured pipes open, and the wait with them."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    output = {"capture_output": True, "text": True} if capture else \
+        {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    result = subprocess.run(command, cwd=cwd, env=env, **output, **kwargs)
+    assert result.returncode == 0, ((result.stdout or "")[-3000:], (result.stderr or "")[-3000:])
     return result
 
 
