@@ -178,8 +178,7 @@ def run_case(case, out: Path, extra: list[str], initial_only: bool = False) -> d
     summary = read_json(root / "artifacts" / "redesign" / "summary.json")
     design = read_json(root / "artifacts" / "redesign" / "design.json")
     low, high = test["interval_95"]["low"], test["interval_95"]["high"]
-    family = design["family"] if design["family"] != "ensemble" else \
-        "ensemble of " + "+".join(m["family"] for m in design.get("members", []))
+    family = design["family"] if design["family"] != "ensemble" else "ensemble of " + _members(design)
     won = not objective.better_than(threshold, test["value"])
     covered = min(low, high) <= threshold <= max(low, high)
     return {"data": case.name, "kind": case.kind, "rows": read_json(root / "artifacts" / "split" / "summary.json")["rows"],
@@ -188,6 +187,11 @@ def run_case(case, out: Path, extra: list[str], initial_only: bool = False) -> d
             "tool": {"score": test["value"], "low": low, "high": high, "seconds": round(seconds, 1),
                      "searched": summary["searched"], "trials": summary.get("trials", 0), "chosen": family},
             "verdict": "win" if won else ("within the 95% interval" if covered else "loss")}
+
+
+def _members(design: dict) -> str:
+    """An ensemble design's members, an inner ensemble's in parentheses: (mlp+mlp)+boosted_trees."""
+    return "+".join(f"({_members(m)})" if m["family"] == "ensemble" else m["family"] for m in design["members"])
 
 
 def markdown(results: list[dict]) -> str:

@@ -62,7 +62,7 @@ def check_page(browser, paths, pictures: set[str]) -> dict:
     assert page["sections"] == list(SECTIONS)
     # the network beside the plain baselines fitted on the same rows, at the top and in the leaderboard
     assert "the best plain baseline" in browser.find_element("css selector", "header.verdict").text
-    assert "exported network" in page["text"] and "always the training" in page["text"]
+    assert "exported model" in page["text"] and "always the training" in page["text"]
     shown = {i["alt"] for i in page["images"]}
     assert pictures <= shown, shown
     broken = [i["alt"] for i in page["images"] if not (i["loaded"] and i["inline"] and i["width"] > 100)]

@@ -11,6 +11,7 @@ import pytest
 from pipeline.config import SPLIT_KINDS
 from pipeline.errors import DataError
 from pipeline.files import read_json
+from pipeline.models import trees
 from pipeline.paths import Paths
 from pipeline.prepared import load_splits
 from pipeline.splitting import split_indices
@@ -258,16 +259,29 @@ def test_the_chosen_design_is_refitted_on_train_and_validation(breast_cancer_run
     from pipeline.designs import Design
 
     chosen = Design.load(paths.redesign / "design.json")
-    assert refit["done"] and refit["rows"] == 369 + 86 and len(refit["epochs"]) == max(1, len(chosen.members))
+
+    def singles(design):
+        return [leaf for member in design.members for leaf in singles(member)] if design.members else [design]
+
+    networks = [d for d in singles(chosen) if d.family != trees.FAMILY]
+    assert refit["done"] and refit["rows"] == 369 + 86 and len(refit["epochs"]) == len(networks)
+    assert refit["trees"] == next((d.hyperparameters["trees"] for d in singles(chosen) if d.family == trees.FAMILY),
+                                  None)
     assert all(1 <= epochs <= cfg.train.epochs for epochs in refit["epochs"])
     exported = keras.saving.load_model(paths.redesign / "model.keras")
-    # a single design is refitted as copies with their own seeds, averaged; an ensemble's members once each
+    # a single network is refitted as copies with their own seeds, averaged (also as the network part of an
+    # average with boosted trees); a searched ensemble's members once each
     members = [layer for layer in exported.layers if layer.name.startswith("member_")]
     assert len(members) == (len(chosen.members) if chosen.members else refit["copies"])
     planned = refit_copies(cfg, read_json(paths.metrics / "train.json"), load_splits(paths)[0])
-    assert refit["copies"] == 1 if chosen.members else planned <= refit["copies"] <= cfg.train.refit_copies
+    if len(networks) == 1:
+        assert planned <= refit["copies"] <= cfg.train.refit_copies
+    else:
+        assert refit["copies"] == 1
     if refit["copies"] > 1:
-        first, second = (m.get_weights() for m in members[:2])
+        network = members[0] if chosen.members else exported
+        copies = [layer for layer in network.layers if layer.name.startswith("member_")]
+        first, second = (m.get_weights() for m in copies[:2])
         assert not all(np.allclose(a, b) for a, b in zip(first, second))
         assert f"average of {refit['copies']} copies" in (paths.reports / "index.html").read_text()
     selected = keras.saving.load_model(paths.redesign / "selected.keras")

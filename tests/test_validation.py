@@ -108,7 +108,7 @@ def test_the_leaderboard_puts_the_network_beside_plain_baselines_on_the_same_row
     test = read_json(paths.metrics / "test.json")
     board = {entry["name"]: entry for entry in test["leaderboard"]}
     assert {"linear", "gradient boosting", "always the training prior"} <= set(board)
-    network = next(e for e in test["leaderboard"] if e["name"].startswith("exported network"))
+    network = next(e for e in test["leaderboard"] if e["name"].startswith("exported model"))
     assert network["test"] == test["value"] and network["size_kb"] > 0 and network["predict_ms_per_row"] > 0
     # best test score first; the prior predicts one class: its accuracy is the test share of that class
     scores = [e["test"] for e in test["leaderboard"]]

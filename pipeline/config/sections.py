@@ -353,6 +353,9 @@ class SearchConfig(Strict):
     top_k: int = Field(2, ge=1)
     ensemble: bool = True  # also try the average of the best designs; it wins only if better on validation
     ensemble_size: int = Field(3, ge=2)
+    # Tables of numbers and categories: gradient-boosted trees (scikit-learn, converted into Keras
+    # layers) and their average with the chosen network compete with it on validation.
+    boosted_trees: bool = True
     # true: a rerun of the same search (after Ctrl-C or a kill) goes on where it stopped
     resume: bool = True
     # Subset trials in parallel: 1 runs them in this process; N >= 2 starts N local worker processes

@@ -207,3 +207,52 @@ class MemberMeanMetric(keras.metrics.Metric):
 
     def reset_state(self):
         self.metric.reset_state()
+
+
+# -- gradient-boosted trees as Keras ops (pipeline/models/trees.py fits and converts them) -------
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class BoostedTrees(keras.layers.Layer):
+    """Columns (batch, k_i) -> (batch, outputs): the sum of `trees` trees' leaf values, plus a base, through
+    `activation`. Each tree's splits are compared at once (goes left: value <= threshold); leaf j is
+    reached when the signed sum of its ancestors' decisions (+1 for a left turn, -1 for a right one)
+    equals its number of left turns. Not trainable: the trees were fitted by scikit-learn."""
+
+    def __init__(self, trees: int, nodes: int, leaves: int, outputs: int, activation: str = "linear", **kwargs):
+        super().__init__(**{**kwargs, "trainable": False})
+        self.trees, self.nodes, self.leaves, self.outputs = int(trees), int(nodes), int(leaves), int(outputs)
+        self.activation = activation
+
+    def build(self, input_shape):
+        def weight(name, shape, dtype="float32"):
+            return self.add_weight(shape=shape, initializer="zeros", dtype=dtype, trainable=False, name=name)
+
+        self.feature = weight("feature", (self.trees, self.nodes), "int32")
+        self.threshold = weight("threshold", (self.trees, self.nodes))
+        self.turns = weight("turns", (self.trees, self.nodes, self.leaves))
+        self.lefts = weight("lefts", (self.trees, self.leaves))
+        self.values = weight("values", (self.trees * self.leaves, self.outputs))
+        self.base = weight("base", (self.outputs,))
+
+    def call(self, columns):
+        ops = keras.ops
+        x = ops.concatenate([ops.reshape(ops.cast(c, "float32"), (ops.shape(c)[0], -1)) for c in columns], axis=1)
+        compared = ops.take(x, ops.reshape(self.feature, (-1,)), axis=1)  # (batch, trees * nodes)
+        left = ops.cast(ops.less_equal(compared, ops.reshape(self.threshold, (-1,))), "float32")
+        left = ops.reshape(left, (-1, self.trees, self.nodes))
+        signed = ops.einsum("btn,tnl->btl", left, self.turns)
+        leaf = ops.argmax(ops.cast(ops.equal(signed, self.lefts), "float32"), axis=-1)  # (batch, trees)
+        rows = ops.take(self.values, leaf + ops.arange(self.trees, dtype=leaf.dtype) * self.leaves, axis=0)
+        raw = ops.sum(rows, axis=1) + self.base
+        if self.activation == "sigmoid":
+            return ops.sigmoid(raw)
+        if self.activation == "softmax":
+            return ops.softmax(raw, axis=-1)
+        return raw
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.outputs)
+
+    def get_config(self):
+        return {**super().get_config(), "trees": self.trees, "nodes": self.nodes, "leaves": self.leaves,
+                "outputs": self.outputs, "activation": self.activation}

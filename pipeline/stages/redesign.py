@@ -4,6 +4,8 @@ The loop (pipeline/search/rounds.py) searches on a subset, confirms the best des
 training data, diagnoses their learning curves and reshapes the space, until the goal is met on
 validation or a budget ends. The winner replaces the trained model only if it is better on
 validation; with `search.ensemble`, the average of the best designs competes like any design.
+For tables (`search.boosted_trees`), gradient-boosted trees converted into Keras layers, and
+their average with the chosen network, compete with it last, on validation like the rest.
 Writes the chosen model and its layer table, a summary, every trial (trials.csv) and the
 redesign history (history.json for machines, history.md for people).
 """
@@ -23,12 +25,13 @@ from pipeline.config import PipelineConfig
 from pipeline.designs import Design
 from pipeline.errors import DesignError
 from pipeline.files import read_json, replaced_dir, write_json
+from pipeline.models import trees as tree_models
 from pipeline.models.builder import ensemble_of, layer_table, load_model
 from pipeline.paths import Paths
 from pipeline.plots import curves_png
 from pipeline.prepared import load_splits
 from pipeline.search.records import history_markdown, save_history
-from pipeline.search.rounds import Candidate, RedesignLoop, train_score
+from pipeline.search.rounds import Candidate, RedesignLoop, subsample, train_score
 from pipeline.search.watch import TrackedSearch
 from pipeline.search.workers import SearchSpec, WorkerPool, new_run_id, share_gpu_memory
 from pipeline.tracking import StageRun
@@ -76,6 +79,8 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
 
     margin = objective.stop_margin(cfg.search.goal_margin, len(splits.validation))
     summary["stop_margin"] = margin
+    # Fitted first: their seconds count against search.time_budget_s like the search's.
+    trees = boosted_trees(cfg, schema, splits) if cfg.search.boosted_trees and tree_models.reads(schema) else None
     state = search_state(cfg, paths)
     with ExitStack() as workers:
         # Start the search workers now when a search will run, so that they load their libraries
@@ -99,6 +104,8 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
             chosen, facts = _search(cfg, loop, tracker, out, splits, trained_run if not failure else None, trained)
             summary.update(facts)
     # (the workers are stopped: the refit below runs alone)
+    if trees is not None:
+        chosen = weigh_trees(cfg, loop, splits, chosen, trees, summary)
     summary.update(validation=chosen.validation, ranking_loss=chosen.loss, design=chosen.design.family)
 
     chosen.design.save(out / "design.json")
@@ -119,6 +126,49 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
     tracker.set_tags({"redesign.chosen": summary["chosen"], "redesign.reason": summary["reason"]})
     tracker.log_params({"chosen": chosen_params(chosen.design, summary["chosen"])})
     return summary
+
+
+TREE_ROW_OUTPUTS = 100_000  # the trees fit on at most this many rows x outputs (about 40 s on 2 cores)
+
+
+def boosted_trees(cfg: PipelineConfig, schema, splits) -> Candidate:
+    """Gradient-boosted trees fitted on the training split, converted to Keras, scored on validation."""
+    rows = tree_rows(splits.train, schema, cfg.search.seed)
+    fitted = tree_models.fit_trees(schema, rows, cfg.search.seed)
+    value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)
+    print(f"redesign: gradient-boosted trees ({fitted.design.hyperparameters['trees']} per output, fitted on "
+          f"{len(rows)} of {len(splits.train)} training rows in {fitted.seconds:g} s): validation "
+          f"{cfg.goal.metric} {value:.4f}")
+    return Candidate(0, fitted.design, value, {}, fitted.model, loss)
+
+
+def tree_rows(rows, schema, seed: int):
+    """`rows`, or a seeded (stratified) subsample of TREE_ROW_OUTPUTS / outputs of them: boosting
+    fits one tree per output per round, so its time grows with rows x outputs."""
+    per_output = TREE_ROW_OUTPUTS / schema.task.n_outputs(len(schema.classes))
+    return subsample(rows, min(1.0, per_output / max(1, len(rows))), seed, schema.task.single_label)
+
+
+def weigh_trees(cfg: PipelineConfig, loop: RedesignLoop, splits, chosen: Candidate, trees: Candidate,
+                summary: dict) -> Candidate:
+    """The best on validation of the chosen network, the trees, and their average (on equal goal
+    metrics the lower ranking loss, then the network); `summary` says which and why."""
+    model = ensemble_of([chosen.model, trees.model])
+    value, loss = score_and_loss(model, cfg.goal, splits.validation)
+    blend = Candidate(chosen.round, Design.ensemble([chosen.design, trees.design]), value, chosen.curves, model, loss,
+                      chosen.restored_epoch, members=[chosen, trees])
+    usable = [c for c in (chosen, blend, trees) if c is chosen or loop.failure(c) is None]
+    best = loop.best(usable)
+    summary["boosted_trees"] = {"validation": trees.validation, "trees": trees.design.hyperparameters["trees"],
+                                "average_with_network_validation": blend.validation, "chosen": best is not chosen}
+    print(f"redesign: on validation {cfg.goal.metric}: network {chosen.validation:.4f}, boosted trees "
+          f"{trees.validation:.4f}, their average {blend.validation:.4f}")
+    if best is trees:
+        summary.update(chosen="boosted_trees", reason="gradient-boosted trees beat the networks on validation")
+    elif best is blend:
+        summary.update(chosen="ensemble", reason=f"the average of the network chosen so far ({summary['chosen']}) "
+                                                 "and gradient-boosted trees beat both on validation")
+    return best
 
 
 def chosen_params(design: Design, origin: str) -> dict:
@@ -241,32 +291,54 @@ def refit_in_budget(cfg: PipelineConfig, schema, splits, chosen: Candidate, trai
 
 def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies: int = 1):
     """The chosen design trained afresh on train + validation for the epochs its run kept: `copies`
-    copies with seeds train.seed, train.seed + 1, ... averaged (an ensemble: each member once).
-    Returns (model, what was done); the selected model if a refit fails."""
+    copies of a network with seeds train.seed, train.seed + 1, ... averaged (a searched ensemble:
+    each member once); boosted trees refitted with as many trees. Returns (model, what was done);
+    the selected model if a refit fails."""
     rows = splits.train_and_validation()
-    runs = chosen.members or [chosen] * copies
     started = time.monotonic()
-    models = []
-    for copy, run in enumerate(runs):
-        epochs = max(1, run.restored_epoch or len(run.curves.get("loss", [])))
-        train = cfg.train.model_copy(update={"seed": cfg.train.seed + (0 if chosen.members else copy)})
-        model = refit(run.design, schema, rows, train, run.phase_epochs or (epochs,), verbose=0)
-        if model is None:
-            return chosen.model, {"done": False, "reason": f"the loss went non-finite refitting {run.design.family}; "
-                                                            "the selected model is kept"}
-        models.append(model)
-    model = models[0] if len(models) == 1 else ensemble_of(models)
-    averaged = f"the average of {len(models)} copies (seeds {cfg.train.seed}..{cfg.train.seed + len(models) - 1})" \
-        if not chosen.members and len(models) > 1 else None
-    if not chosen.members and copies < cfg.train.refit_copies:
+    networks = [r for r in _leaves(chosen) if r.design.family != tree_models.FAMILY]
+    copies = copies if len(networks) <= 1 else 1
+    model = _refitted(cfg, schema, rows, chosen, copies)
+    if model is None:
+        return chosen.model, {"done": False, "reason": "the loss went non-finite refitting "
+                                                       f"{'+'.join(r.design.family for r in networks)}; "
+                                                       "the selected model is kept"}
+    averaged = f"the average of {copies} copies (seeds {cfg.train.seed}..{cfg.train.seed + copies - 1})" \
+        if networks and copies > 1 else None
+    if len(networks) == 1 and copies < cfg.train.refit_copies:
         print(f"redesign: refit {copies} of train.refit_copies={cfg.train.refit_copies} copies: more would not fit in "
               f"what is left of search.time_budget_s ({cfg.search.time_budget_s:g} s), or half of it after a search")
     return model, {"done": True, "rows": len(rows), "epochs": [sum(r.phase_epochs) or max(1, r.restored_epoch)
-                                                               for r in runs[:len(chosen.members) or 1]],
-                   "copies": 1 if chosen.members else len(models), "averaged": averaged,
-                   "seconds": round(time.monotonic() - started, 2),
+                                                               for r in networks],
+                   "trees": next((r.design.hyperparameters["trees"] for r in _leaves(chosen)
+                                  if r.design.family == tree_models.FAMILY), None),
+                   "copies": copies, "averaged": averaged, "seconds": round(time.monotonic() - started, 2),
                    "note": "trained on train + validation: its validation score is the selected model's, before "
                            "the refit; the test split judges the refitted model"}
+
+
+def _leaves(run: Candidate) -> list[Candidate]:
+    """The single designs in a candidate (an ensemble's members, an average's parts), in order."""
+    return [leaf for member in run.members for leaf in _leaves(member)] if run.members else [run]
+
+
+def _refitted(cfg: PipelineConfig, schema, rows, run: Candidate, copies: int):
+    """`run`'s design trained afresh on `rows` (an ensemble: member by member); None if a loss went non-finite."""
+    if run.members:
+        parts = [_refitted(cfg, schema, rows, member, copies) for member in run.members]
+        return None if any(p is None for p in parts) else ensemble_of(parts)
+    if run.design.family == tree_models.FAMILY:
+        return tree_models.fit_trees(schema, tree_rows(rows, schema, cfg.search.seed), cfg.search.seed,
+                                     trees=run.design.hyperparameters["trees"]).model
+    epochs = max(1, run.restored_epoch or len(run.curves.get("loss", [])))
+    models = []
+    for copy in range(copies):
+        train = cfg.train.model_copy(update={"seed": cfg.train.seed + copy})
+        model = refit(run.design, schema, rows, train, run.phase_epochs or (epochs,), verbose=0)
+        if model is None:
+            return None
+        models.append(model)
+    return models[0] if len(models) == 1 else ensemble_of(models)
 
 
 def search_state(cfg: PipelineConfig, paths: Paths) -> Path:

@@ -80,7 +80,7 @@ def leaderboard_section(cfg: PipelineConfig, paths: Paths, test: dict) -> Sectio
     """Is the network worth it: every model beside the plain baselines, and what this run was."""
     train = read_json(paths.metrics / "train.json")
     section = Section("leaderboard", "Leaderboard").add(
-        paragraph("Best test score first. Baselines are fitted on the training rows only; the exported network "
+        paragraph("Best test score first. Baselines are fitted on the training rows only; the exported model "
                   "may be refitted on train + validation (its validation score is then the selected model's)."),
         table(test.get("leaderboard", []), ["name", "kind", "validation", "test", "fit_seconds",
                                             "predict_ms_per_row", "size_kb", "note"]))
@@ -139,12 +139,20 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
     section = Section("redesign", "Redesign history").add(paragraph(
         f"Kept the {summary['chosen']} model: {summary['reason']}. Trained initial design: validation "
         f"{metric} {summary['trained_validation']:.4f}; chosen: {summary['validation']:.4f}."))
+    trees = summary.get("boosted_trees")
+    if trees:
+        section.add(paragraph(
+            f"Gradient-boosted trees ({trees['trees']} per output, converted into Keras layers): validation {metric} "
+            f"{trees['validation']:.4f}; their average with the network: {trees['average_with_network_validation']:.4f}"
+            f"; {'chosen' if trees['chosen'] else 'not chosen'}."))
     refit = summary.get("refit") or {}
     if refit.get("done"):
+        how = ([f"the network for the epochs its run kept ({', '.join(map(str, refit['epochs']))})"
+                + (f", {refit['averaged']}" if refit.get("averaged") else "")] if refit["epochs"] else [])
+        how += [f"the boosted trees with the same {refit['trees']} trees per output"] if refit.get("trees") else []
         section.add(paragraph(
             f"Refitted: once chosen, the design was trained again on the training and validation rows "
-            f"({refit['rows']:,} rows) for the epochs its run kept ({', '.join(map(str, refit['epochs']))})"
-            + (f", {refit['averaged']}" if refit.get("averaged") else "") + f", in "
+            f"({refit['rows']:,} rows): {' and '.join(how)}, in "
             f"{refit['seconds']:.0f} s. The exported model is the refitted one; the validation score above is "
             "the selected model's, before the refit, and the test split judges the refitted model."))
     elif refit:

@@ -3,7 +3,7 @@
 Writes the goal verdict with a bootstrap interval (how sure a verdict on this many test rows
 is), the task's standard metrics, and the error analysis: confusion matrix, the most confused
 classes, the worst test examples, calibration, and the weakest slices of the data; and a
-leaderboard: the exported network beside the model it was chosen as (before its refit), the
+leaderboard: the exported model beside the model it was chosen as (before its refit), the
 initial design, the search's other full-data designs and ensembles, and plain baselines fitted
 on the same training rows (pipeline/baselines.py).
 """
@@ -99,18 +99,18 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
 
 def leaderboard(cfg: PipelineConfig, paths: Paths, schema: Schema, splits: Splits, test_value: float,
                 predict_ms: float) -> list[Entry]:
-    """The exported network, the models it came from, and the plain baselines; best test score first."""
+    """The exported model, the models it came from, and the plain baselines; best test score first."""
     goal = cfg.goal
     trained = read_json(paths.metrics / "train.json")
     chosen = read_json(paths.redesign / "summary.json")
     refit = chosen.get("refit") or {}
     seconds = training_seconds(paths)
     model_file = paths.redesign / "model.keras"
-    entries = [Entry(f"exported network ({chosen['design']})", "network", chosen["validation"], test_value,
+    entries = [Entry(f"exported model ({chosen['design']})", "network", chosen["validation"], test_value,
                      round(seconds, 2), round(predict_ms, 4), round(model_file.stat().st_size / 1024, 1),
                      "refitted on train + validation" + (f" as {refit['averaged']}" if refit.get("averaged") else "")
                      + "; validation score of the selected model" if refit.get("done") else "")]
-    earlier = [(paths.redesign / "selected.keras", f"selected network ({chosen['design']}), before its refit",
+    earlier = [(paths.redesign / "selected.keras", f"selected model ({chosen['design']}), before its refit",
                 chosen["validation"], None)]
     if chosen["chosen"] != "trained" or refit.get("done"):
         initial = Design.load(paths.design / "design.json")
