@@ -35,6 +35,8 @@ def reads(schema: Schema) -> bool:
 
 @dataclass
 class FittedTrees:
+    """Trees converted to Keras, the design that names them (how many per output), the fit's seconds."""
+
     model: keras.Model
     design: Design
     seconds: float
