@@ -79,14 +79,14 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
 
     margin = objective.stop_margin(cfg.search.goal_margin, len(splits.validation))
     summary["stop_margin"] = margin
-    # Fitted first: their seconds count against search.time_budget_s like the search's.
-    trees = boosted_trees(cfg, schema, splits) if cfg.search.boosted_trees and tree_models.reads(schema) else None
     state = search_state(cfg, paths)
     with ExitStack() as workers:
         # Start the search workers now when a search will run, so that they load their libraries
         # and data while this stage scores the trained design.
         pool = (workers.enter_context(parallel_trials(cfg, state, tracker, paths, devices))
                 if cfg.search.workers > 1 and not objective.met(trained["validation"], margin) else None)
+        # fitted while the workers start; their seconds count against search.time_budget_s like the search's
+        trees = boosted_trees(cfg, schema, splits) if cfg.search.boosted_trees and tree_models.reads(schema) else None
         trained_run = _trained_run(paths, cfg, initial, trained, splits)
         loop = RedesignLoop(cfg, schema, splits, initial, state, watch=TrackedSearch(tracker))
         failure = loop.failure(trained_run)
@@ -296,7 +296,8 @@ def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies:
     the selected model if a refit fails."""
     rows = splits.train_and_validation()
     started = time.monotonic()
-    networks = [r for r in _leaves(chosen) if r.design.family != tree_models.FAMILY]
+    singles = _leaves(chosen)
+    networks = [r for r in singles if r.design.family != tree_models.FAMILY]
     copies = copies if len(networks) <= 1 else 1
     model = _refitted(cfg, schema, rows, chosen, copies)
     if model is None:
@@ -310,7 +311,7 @@ def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies:
               f"what is left of search.time_budget_s ({cfg.search.time_budget_s:g} s), or half of it after a search")
     return model, {"done": True, "rows": len(rows), "epochs": [sum(r.phase_epochs) or max(1, r.restored_epoch)
                                                                for r in networks],
-                   "trees": next((r.design.hyperparameters["trees"] for r in _leaves(chosen)
+                   "trees": next((r.design.hyperparameters["trees"] for r in singles
                                   if r.design.family == tree_models.FAMILY), None),
                    "copies": copies, "averaged": averaged, "seconds": round(time.monotonic() - started, 2),
                    "note": "trained on train + validation: its validation score is the selected model's, before "
