@@ -109,6 +109,25 @@ class Objective:
         ranked = self.ranked(items, value, loss)
         return ranked[0] if ranked else None
 
+    def best_within_noise(self, items: Iterable[T], value: Callable[[T], float], loss: Callable[[T], float],
+                          rows: int) -> T | None:
+        """Of the items scoring within one standard error of the best on `rows` rows (metrics other
+        than rates: exact ties only), the one with the lowest loss; among equal losses, the better score.
+        A rate moves in steps of one row: a gap of a few rows says less than a proper loss does."""
+        ranked = self.ranked(items, value, loss)
+        if not ranked:
+            return None
+        top = value(ranked[0])
+        noise = self.standard_error(top, rows)
+        level = [item for item in ranked if self.lead(top, value(item)) <= noise]
+        return min(level, key=lambda item: math.inf if loss(item) is None or math.isnan(loss(item)) else loss(item))
+
+    def standard_error(self, value: float, rows: int) -> float:
+        """A rate's standard error at `value` on `rows` rows; 0 for the other metrics."""
+        if not self.info.rate or rows <= 0 or value is None or math.isnan(value):
+            return 0.0
+        return math.sqrt(value * (1.0 - value) / rows)
+
     def order(self, values: list[float], worst_first: bool = False) -> list[int]:
         """Indices of `values` best first (or worst first), ties in their original order, NaN last."""
         def key(i):
@@ -148,9 +167,7 @@ class Objective:
         """
         if setting != "auto":
             return float(setting)
-        if not self.info.rate or n_validation <= 0:
-            return 0.0
-        return 1.645 * math.sqrt(self.threshold * (1.0 - self.threshold) / n_validation)
+        return 1.645 * self.standard_error(self.threshold, n_validation)
 
     def keras_tuner(self, log_key: str):
         """The same objective for KerasTuner, reading `log_key` from the epoch logs."""

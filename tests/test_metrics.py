@@ -69,6 +69,22 @@ def test_auto_stop_margin_is_a_standard_error_on_the_validation_split():
     assert Objective("r2", 0.5).stop_margin("auto", 100) == 0.0 and Objective("r2", 0.5).stop_margin(0.01, 100) == 0.01
 
 
+def test_within_a_rates_standard_error_the_lower_loss_wins():
+    accuracy = Objective("accuracy")
+    runs = {"network": (0.924, 0.21), "trees": (0.952, 0.160), "average": (0.9533, 0.165), "broken": (math.nan, 0.0)}
+
+    def best(rows):
+        return accuracy.best_within_noise(runs, value=lambda r: runs[r][0], loss=lambda r: runs[r][1], rows=rows)
+
+    assert accuracy.standard_error(0.9533, 750) == pytest.approx((0.9533 * 0.0467 / 750) ** 0.5)
+    assert best(750) == "trees"  # 1 row of 750 apart: the lower log loss decides
+    assert best(10_000_000) == "average"  # the same gap on ten million rows is no noise
+    r2 = Objective("r2")  # no standard error of its own: only equal scores fall back on the loss
+    assert r2.standard_error(0.9, 100) == 0.0
+    assert r2.best_within_noise(runs, value=lambda r: runs[r][0], loss=lambda r: runs[r][1], rows=750) == "average"
+    assert r2.best_within_noise([], value=float, loss=float, rows=10) is None
+
+
 @pytest.mark.parametrize("metric, better, worse", [("accuracy", 0.9, 0.8), ("rmse", 1.0, 2.0), ("r2", 0.5, -1.0)])
 def test_better_than_and_best_follow_the_direction(metric, better, worse):
     objective = Objective(metric)

@@ -1,11 +1,15 @@
 """Gradient-boosted trees as a Keras model: the candidate that tables have beside the networks.
 
 scikit-learn fits the trees on the model's own inputs (numbers as the exported model receives
-them, category ids as ordered numbers), with its own early stopping on a tenth of the rows.
-`BoostedTrees` then evaluates them with Keras ops in the GEMM form of Hummingbird (Nakandala et
-al., OSDI 2020): every split's comparison at once, then a path matrix that says which leaf each
-row reaches. So the converted model takes the same inputs as a network, averages with one
-(`ensemble_of`), and `predict`, serving and the registry keep taking one Keras model.
+them, category ids as ordered numbers) and on each category's target encoding (its training
+rows' mean target, smoothed; one per class), with its own early stopping on a tenth of the rows.
+Category ids are numbered by frequency, which says nothing of the target: the encoding puts
+categories that predict alike side by side, so one split can separate them (what LightGBM and
+HistGradientBoosting do by sorting categories at each split). `BoostedTrees` then evaluates the
+trees with Keras ops in the GEMM form of Hummingbird (Nakandala et al., OSDI 2020): every split's
+comparison at once, then a path matrix that says which leaf each row reaches; a fixed Embedding
+looks the encodings up. So the converted model takes the same inputs as a network, averages with
+one (`ensemble_of`), and `predict`, serving and the registry keep taking one Keras model.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ FAMILY = "boosted_trees"  # the design's family name (not a network family: see 
 MAX_TREES = 500  # per class; early stopping usually ends sooner
 SETTINGS = {"max_depth": 3, "learning_rate": 0.1, "validation_fraction": 0.1, "n_iter_no_change": 20}
 ACTIVATIONS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
+TARGET_TYPES = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}  # TargetEncoder's names
 
 
 def reads(schema: Schema) -> bool:
@@ -35,16 +40,20 @@ def reads(schema: Schema) -> bool:
 
 @dataclass
 class FittedTrees:
-    """Trees converted to Keras, the design that names them (how many per output), the fit's seconds."""
+    """Trees converted to Keras, the design that names them (how many per output), the fit's seconds,
+    and what the Keras model was converted from: scikit-learn's estimator and the category encodings."""
 
     model: keras.Model
     design: Design
     seconds: float
+    estimator: object
+    encodings: dict[str, np.ndarray]
 
 
-def fit_trees(schema: Schema, rows: Rows, seed: int, trees: int | None = None) -> FittedTrees:
+def fit_trees(schema: Schema, rows: Rows, seed: int, trees: int | None = None, encode: bool = True) -> FittedTrees:
     """Boosted trees fitted on `rows` and converted to Keras: at most MAX_TREES per class, stopped
-    early on a tenth of the rows; or exactly `trees` (the refit on train + validation)."""
+    early on a tenth of the rows; or exactly `trees` (the refit on train + validation). `encode`:
+    the categories' target encodings beside their ids."""
     from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 
     started = time.monotonic()
@@ -53,11 +62,38 @@ def fit_trees(schema: Schema, rows: Rows, seed: int, trees: int | None = None) -
     if trees is not None:
         settings.update(n_estimators=trees, n_iter_no_change=None)
     estimator = (GradientBoostingRegressor if regression else GradientBoostingClassifier)(**settings)
-    estimator.fit(feature_matrix(rows.x), rows.y)
-    model = to_keras(estimator, rows.x, schema)
+    encodings = target_encodings(schema, rows) if encode else {}
+    estimator.fit(tree_inputs(rows.x, encodings), rows.y)
+    model = to_keras(estimator, rows.x, schema, encodings)
     hyperparameters = {"trees": int(estimator.n_estimators_), "max_depth": SETTINGS["max_depth"],
-                       "learning_rate": SETTINGS["learning_rate"]}
-    return FittedTrees(model, Design(FAMILY, hyperparameters), round(time.monotonic() - started, 2))
+                       "learning_rate": SETTINGS["learning_rate"], "target_encoded_categories": len(encodings)}
+    return FittedTrees(model, Design(FAMILY, hyperparameters), round(time.monotonic() - started, 2), estimator,
+                       encodings)
+
+
+def target_encodings(schema: Schema, rows: Rows) -> dict[str, np.ndarray]:
+    """Per categorical input (in name order), a table: id -> its target encoding, scikit-learn's
+    TargetEncoder fitted on `rows` (one value, or one per class the rows hold; an id the rows lack
+    gets the overall mean). Not cross-fitted: its empirical-Bayes smoothing already pulls a rare
+    category to the mean, validation judges the trees, and the folds' noise made worse splits
+    (validation, mean of 3 seeds: hpc_jobs accuracy 0.836 not cross-fitted, 0.822 cross-fitted,
+    0.812 without encodings; ames R2 0.914, 0.910, 0.899)."""
+    from sklearn.preprocessing import TargetEncoder
+
+    y = np.asarray(rows.y).reshape(-1)
+    tables = {}
+    for spec in sorted(schema.columns_of("categorical"), key=lambda spec: spec.input):
+        encoder = TargetEncoder(target_type=TARGET_TYPES[schema.task.name])
+        encoder.fit(np.asarray(rows.x[spec.input]).reshape(-1, 1), y)
+        ids = np.arange(len(spec.vocabulary) + 1).reshape(-1, 1)  # 0: unknown or missing
+        tables[spec.input] = encoder.transform(ids).astype("float32")
+    return tables
+
+
+def tree_inputs(x, encodings: dict[str, np.ndarray]) -> np.ndarray:
+    """What the trees read: the model inputs as float32 columns, then each category's encoding."""
+    looked_up = [encodings[name][np.asarray(x[name]).reshape(-1)] for name in encodings]
+    return np.concatenate([feature_matrix(x), *looked_up], axis=1)
 
 
 def feature_matrix(x) -> np.ndarray:
@@ -66,8 +102,8 @@ def feature_matrix(x) -> np.ndarray:
     return np.concatenate([np.asarray(p, dtype="float32").reshape(len(p), -1) for p in parts], axis=1)
 
 
-def to_keras(estimator, example_x, schema: Schema) -> keras.Model:
-    """A Keras model computing `estimator`'s predictions from inputs shaped like `example_x`."""
+def to_keras(estimator, example_x, schema: Schema, encodings: dict[str, np.ndarray]) -> keras.Model:
+    """A Keras model computing `estimator`'s predictions on `tree_inputs` from inputs shaped like `example_x`."""
     stages = estimator.estimators_  # (stages, columns) regression trees, each adding learning_rate x leaf value
     outputs = schema.task.n_outputs(len(schema.classes))
     # a class column of the trees -> the model's output for it (multiclass: classes the training rows hold)
@@ -93,7 +129,7 @@ def to_keras(estimator, example_x, schema: Schema) -> keras.Model:
             values[t * leaves + j, k] = estimator.learning_rate * tree.value[leaf].reshape(-1)[0]
     # The starting raw prediction (the prior's log-odds, or the mean): the estimator's own on one row
     # minus what its trees add there.
-    matrix = feature_matrix(example_x)[:1]
+    matrix = tree_inputs(example_x, encodings)[:1]
     raw = estimator.predict(matrix) if schema.task.name == "regression" else estimator.decision_function(matrix)
     base = np.full(outputs, -1e4)  # (classes the training rows lack: never predicted)
     base[output_of] = np.asarray(raw, "float64").reshape(-1)
@@ -103,6 +139,11 @@ def to_keras(estimator, example_x, schema: Schema) -> keras.Model:
     if isinstance(example_x, dict):
         inputs = {name: keras.Input(shape=a.shape[1:], dtype=a.dtype.name, name=name) for name, a in example_x.items()}
         columns = [inputs[name] for name in sorted(inputs)]
+        for name, table in encodings.items():
+            lookup = keras.layers.Embedding(*table.shape, trainable=False, name=f"{name}_target_encoding",
+                                            dtype="float32")
+            columns.append(lookup(inputs[name]))
+            lookup.set_weights([table])
     else:
         inputs = keras.Input(shape=np.shape(example_x)[1:], dtype="float32", name="features")
         columns = [inputs]

@@ -5,13 +5,15 @@ training data, diagnoses their learning curves and reshapes the space, until the
 validation or a budget ends. The winner replaces the trained model only if it is better on
 validation; with `search.ensemble`, the average of the best designs competes like any design.
 For tables (`search.boosted_trees`), gradient-boosted trees converted into Keras layers, and
-their average with the chosen network, compete with it last, on validation like the rest.
+their average with the chosen network, compete with it last, on validation (for a rate, those
+within a standard error of the best are level, and the lowest ranking loss wins).
 Writes the chosen model and its layer table, a summary, every trial (trials.csv) and the
 redesign history (history.json for machines, history.md for people).
 """
 
 import hashlib
 import json
+import math
 import shutil
 import time
 from contextlib import ExitStack, contextmanager
@@ -132,14 +134,21 @@ TREE_ROW_OUTPUTS = 100_000  # the trees fit on at most this many rows x outputs 
 
 
 def boosted_trees(cfg: PipelineConfig, schema, splits) -> Candidate:
-    """Gradient-boosted trees fitted on the training split, converted to Keras, scored on validation."""
+    """Gradient-boosted trees fitted on the training split, converted to Keras, scored on validation.
+    A table with categories gets two fits, with and without the categories' target encodings, and
+    keeps the better on validation: the encoding lines categories up for a split (ames, hpc_jobs),
+    but on a category with little signal it fits the training rows' noise (churn's state)."""
     rows = tree_rows(splits.train, schema, cfg.search.seed)
-    fitted = tree_models.fit_trees(schema, rows, cfg.search.seed)
-    value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)
-    print(f"redesign: gradient-boosted trees ({fitted.design.hyperparameters['trees']} per output, fitted on "
-          f"{len(rows)} of {len(splits.train)} training rows in {fitted.seconds:g} s): validation "
-          f"{cfg.goal.metric} {value:.4f}")
-    return Candidate(0, fitted.design, value, {}, fitted.model, loss)
+    candidates = []
+    for encode in (True, False) if schema.columns_of("categorical") else (False,):
+        fitted = tree_models.fit_trees(schema, rows, cfg.search.seed, encode=encode)
+        value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)
+        print(f"redesign: gradient-boosted trees ({fitted.design.hyperparameters['trees']} per output"
+              f"{', categories target-encoded' if encode else ''}, fitted on {len(rows)} of {len(splits.train)} "
+              f"training rows in {fitted.seconds:g} s): validation {cfg.goal.metric} {value:.4f}")
+        candidates.append(Candidate(0, fitted.design, value, {}, fitted.model, loss))
+    return cfg.objective.best_within_noise(candidates, value=lambda c: c.validation, loss=lambda c: c.loss,
+                                           rows=len(splits.validation)) or candidates[-1]
 
 
 def tree_rows(rows, schema, seed: int):
@@ -151,23 +160,31 @@ def tree_rows(rows, schema, seed: int):
 
 def weigh_trees(cfg: PipelineConfig, loop: RedesignLoop, splits, chosen: Candidate, trees: Candidate,
                 summary: dict) -> Candidate:
-    """The best on validation of the chosen network, the trees, and their average (on equal goal
-    metrics the lower ranking loss, then the network); `summary` says which and why."""
+    """The best on validation of the chosen network, the trees, and their average: of those within
+    one standard error of the best goal metric (a rate; other metrics: equal ones), the lowest
+    ranking loss, then the network; `summary` says which and why."""
     model = ensemble_of([chosen.model, trees.model])
     value, loss = score_and_loss(model, cfg.goal, splits.validation)
     blend = Candidate(chosen.round, Design.ensemble([chosen.design, trees.design]), value, chosen.curves, model, loss,
                       chosen.restored_epoch, members=[chosen, trees])
     usable = [c for c in (chosen, blend, trees) if c is chosen or loop.failure(c) is None]
-    best = loop.best(usable)
+    best = loop.objective.best_within_noise(usable, value=lambda c: c.validation if math.isfinite(c.validation)
+                                           else math.nan, loss=lambda c: c.loss, rows=len(splits.validation))
     summary["boosted_trees"] = {"validation": trees.validation, "trees": trees.design.hyperparameters["trees"],
-                                "average_with_network_validation": blend.validation, "chosen": best is not chosen}
-    print(f"redesign: on validation {cfg.goal.metric}: network {chosen.validation:.4f}, boosted trees "
-          f"{trees.validation:.4f}, their average {blend.validation:.4f}")
+                                "target_encoded_categories": trees.design.hyperparameters["target_encoded_categories"],
+                                "average_with_network_validation": blend.validation, "chosen": best is not chosen,
+                                "ranking_losses": {"network": chosen.loss, "trees": trees.loss, "average": blend.loss}}
+    print(f"redesign: on validation {cfg.goal.metric} (ranking loss): network {chosen.validation:.4f} "
+          f"({chosen.loss:.4g}), boosted trees {trees.validation:.4f} ({trees.loss:.4g}), their average "
+          f"{blend.validation:.4f} ({blend.loss:.4g})")
+    level = None if best is loop.best(usable) else "scored within a standard error of the best on validation, " \
+                                                    "with the lowest ranking loss"
     if best is trees:
-        summary.update(chosen="boosted_trees", reason="gradient-boosted trees beat the networks on validation")
+        summary.update(chosen="boosted_trees",
+                       reason=f"gradient-boosted trees {level or 'beat the networks on validation'}")
     elif best is blend:
         summary.update(chosen="ensemble", reason=f"the average of the network chosen so far ({summary['chosen']}) "
-                                                 "and gradient-boosted trees beat both on validation")
+                                                 f"and gradient-boosted trees {level or 'beat both on validation'}")
     return best
 
 
@@ -330,7 +347,8 @@ def _refitted(cfg: PipelineConfig, schema, rows, run: Candidate, copies: int):
         return None if any(p is None for p in parts) else ensemble_of(parts)
     if run.design.family == tree_models.FAMILY:
         return tree_models.fit_trees(schema, tree_rows(rows, schema, cfg.search.seed), cfg.search.seed,
-                                     trees=run.design.hyperparameters["trees"]).model
+                                     trees=run.design.hyperparameters["trees"],
+                                     encode=run.design.hyperparameters["target_encoded_categories"] > 0).model
     epochs = max(1, run.restored_epoch or len(run.curves.get("loss", [])))
     models = []
     for copy in range(copies):

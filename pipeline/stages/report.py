@@ -142,7 +142,9 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
     trees = summary.get("boosted_trees")
     if trees:
         section.add(paragraph(
-            f"Gradient-boosted trees ({trees['trees']} per output, converted into Keras layers): validation {metric} "
+            f"Gradient-boosted trees ({trees['trees']} per output"
+            f"{', categories target-encoded' if trees.get('target_encoded_categories') else ''}, converted into "
+            f"Keras layers): validation {metric} "
             f"{trees['validation']:.4f}; their average with the network: {trees['average_with_network_validation']:.4f}"
             f"; {'chosen' if trees['chosen'] else 'not chosen'}."))
     refit = summary.get("refit") or {}
