@@ -122,6 +122,7 @@ def mark_version(client, name: str, version: str, goal_met: bool, metric: str, v
     """Tag the new version with its test result and test data. It takes the `champion` alias only
     when it meets the goal and either beats the champion on the same test data and metric, or the
     champion was judged on other data (or another metric); why it did or did not is tagged."""
+    value = float(f"{value:.6g}")  # as tagged: the champion's score is read back from its tag, at this precision
     client.set_model_version_tag(name, version, "goal_met", str(goal_met).lower())
     client.set_model_version_tag(name, version, f"test_{metric}", f"{value:.6g}")
     client.set_model_version_tag(name, version, TEST_DATA_TAG, test_data)

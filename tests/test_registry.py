@@ -105,6 +105,8 @@ def test_the_champion_moves_only_to_a_better_version_or_one_tested_on_other_data
     assert new_version(2.0, "b", "rmse", lower)["champion_version"] == "5"  # judged on another metric before
     assert new_version(1.5, "b", "rmse", lower)["champion_version"] == "6"  # lower rmse is better
     assert new_version(1.7, "b", "rmse", lower)["champion_version"] == "6"
+    # the same score again, with more digits than the tag keeps (109/114), is equal, not better
+    assert new_version(109 / 114, "c")["champion_version"] == "8" and new_version(109 / 114, "c")["alias"] is None
 
 
 def test_logged_model_has_signature_example_and_no_pickle(exports, tmp_path):

@@ -315,7 +315,7 @@ def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies:
     started = time.monotonic()
     singles = _leaves(chosen)
     networks = [r for r in singles if r.design.family != tree_models.FAMILY]
-    copies = copies if len(networks) <= 1 else 1
+    copies = copies if len(networks) == 1 else min(1, len(networks))  # (trees alone: no network copies)
     model = _refitted(cfg, schema, rows, chosen, copies)
     if model is None:
         return chosen.model, {"done": False, "reason": "the loss went non-finite refitting "
