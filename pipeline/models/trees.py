@@ -129,7 +129,8 @@ def to_keras(estimator, example_x, schema: Schema, encodings: dict[str, np.ndarr
             values[t * leaves + j, k] = estimator.learning_rate * tree.value[leaf].reshape(-1)[0]
     # The starting raw prediction (the prior's log-odds, or the mean): the estimator's own on one row
     # minus what its trees add there.
-    matrix = tree_inputs(example_x, encodings)[:1]
+    first = {name: a[:1] for name, a in example_x.items()} if isinstance(example_x, dict) else example_x[:1]
+    matrix = tree_inputs(first, encodings)
     raw = estimator.predict(matrix) if schema.task.name == "regression" else estimator.decision_function(matrix)
     base = np.full(outputs, -1e4)  # (classes the training rows lack: never predicted)
     base[output_of] = np.asarray(raw, "float64").reshape(-1)

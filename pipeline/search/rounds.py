@@ -158,11 +158,18 @@ class RedesignLoop:
         constant = schema.task.constant_outputs(splits.train.y, len(splits.validation), schema.n_outputs)
         self.floor = schema.task.score(cfg.goal.metric, splits.validation.y, constant)
 
-    def best(self, candidates: list[Candidate] | None = None) -> Candidate | None:
-        """Best on the validation goal metric; among equals, the lowest ranking loss; then the earliest."""
-        return self.objective.best(self.candidates if candidates is None else candidates,
-                                   value=lambda c: c.validation if np.isfinite(c.validation) else math.nan,
-                                   loss=lambda c: c.loss)
+    def best(self, candidates: list[Candidate] | None = None, within_noise: bool = False) -> Candidate | None:
+        """Best on the validation goal metric; among equals, the lowest ranking loss; then the earliest.
+        `within_noise`: for a rate, scores within a standard error of the best count as equal."""
+        candidates = self.candidates if candidates is None else candidates
+
+        def value(c):
+            return c.validation if np.isfinite(c.validation) else math.nan
+
+        if within_noise:
+            return self.objective.best_within_noise(candidates, value=value, loss=lambda c: c.loss,
+                                                    rows=len(self.splits.validation))
+        return self.objective.best(candidates, value=value, loss=lambda c: c.loss)
 
     def run(self, prior: tuple[Candidate, ...] = (), reserve_s: float = 0.0,
             budget_started: float | None = None) -> SearchOutcome:

@@ -13,7 +13,6 @@ redesign history (history.json for machines, history.md for people).
 
 import hashlib
 import json
-import math
 import shutil
 import time
 from contextlib import ExitStack, contextmanager
@@ -168,8 +167,7 @@ def weigh_trees(cfg: PipelineConfig, loop: RedesignLoop, splits, chosen: Candida
     blend = Candidate(chosen.round, Design.ensemble([chosen.design, trees.design]), value, chosen.curves, model, loss,
                       chosen.restored_epoch, members=[chosen, trees])
     usable = [c for c in (chosen, blend, trees) if c is chosen or loop.failure(c) is None]
-    best = loop.objective.best_within_noise(usable, value=lambda c: c.validation if math.isfinite(c.validation)
-                                           else math.nan, loss=lambda c: c.loss, rows=len(splits.validation))
+    best = loop.best(usable, within_noise=True)
     summary["boosted_trees"] = {"validation": trees.validation, "trees": trees.design.hyperparameters["trees"],
                                 "target_encoded_categories": trees.design.hyperparameters["target_encoded_categories"],
                                 "average_with_network_validation": blend.validation, "chosen": best is not chosen,
