@@ -15,7 +15,7 @@ from pipeline.models import trees
 from pipeline.paths import Paths
 from pipeline.prepared import load_splits
 from pipeline.splitting import split_indices
-from pipeline.stages.redesign import refit_copies
+from pipeline.stages.redesign import PLAIN_FAMILIES, refit_copies
 from pipeline.stages.validate import GoalMissed
 from tests.conftest import ALL_STAGES, TINY, make_config, run_stages
 
@@ -231,7 +231,7 @@ def test_chosen_models_learning_curves_are_written(breast_cancer_run):
 
     _, paths, _ = breast_cancer_run
     curves = pd.read_csv(paths.redesign / "curves.csv")
-    if Design.load(paths.redesign / "design.json").family == trees.FAMILY:  # boosted trees train by trees, not epochs
+    if Design.load(paths.redesign / "design.json").family in PLAIN_FAMILIES:  # trees or a linear model: no epochs
         assert curves.empty and list(curves.columns) == ["epoch"]
         return
     assert list(curves["epoch"]) == list(range(1, len(curves) + 1)) and {"loss", "val_loss"} <= set(curves.columns)
@@ -268,7 +268,7 @@ def test_the_chosen_design_is_refitted_on_train_and_validation(breast_cancer_run
     def singles(design):
         return [leaf for member in design.members for leaf in singles(member)] if design.members else [design]
 
-    networks = [d for d in singles(chosen) if d.family != trees.FAMILY]
+    networks = [d for d in singles(chosen) if d.family not in PLAIN_FAMILIES]
     assert refit["done"] and refit["rows"] == 369 + 86 and len(refit["epochs"]) == len(networks)
     assert refit["trees"] == next((d.hyperparameters["trees"] for d in singles(chosen) if d.family == trees.FAMILY),
                                   None)
@@ -282,7 +282,7 @@ def test_the_chosen_design_is_refitted_on_train_and_validation(breast_cancer_run
     if len(networks) == 1:
         assert planned <= refit["copies"] <= cfg.train.refit_copies
     else:
-        assert refit["copies"] == min(1, len(networks))  # a searched ensemble: each member once; trees: none
+        assert refit["copies"] == min(1, len(networks))  # a searched ensemble: each member once; plain: none
     if refit["copies"] > 1:
         network = members[0] if chosen.members else exported
         copies = [layer for layer in network.layers if layer.name.startswith("member_")]

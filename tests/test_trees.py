@@ -178,11 +178,12 @@ def test_the_redesign_stage_weighs_the_trees_and_refits_an_average_with_them(bre
     network = redesign._trained_run(paths, cfg, initial, read_json(paths.metrics / "train.json"), splits)
     boosted = redesign.boosted_trees(cfg, schema, splits)
     summary = {"chosen": "trained"}
-    best = redesign.weigh_trees(cfg, RedesignLoop(cfg, schema, splits, initial, tmp_path), splits, network, boosted,
-                                summary)
-    scores = {"network": network.validation, "trees": boosted.validation,
-              "average": summary["boosted_trees"]["average_with_network_validation"]}
-    losses = summary["boosted_trees"]["ranking_losses"]
+    best = redesign.weigh_plain_models(cfg, RedesignLoop(cfg, schema, splits, initial, tmp_path), network, boosted,
+                                       None, summary)
+    scores = {"network": network.validation, "boosted trees": boosted.validation,
+              "their average": summary["boosted_trees"]["average_with_network_validation"]}
+    losses = summary["ranking_losses"]
+    assert set(losses) == set(scores) and "linear_model" not in summary
     noise = (max(scores.values()) * (1 - max(scores.values())) / len(splits.validation)) ** 0.5  # accuracy
     level = [name for name in scores if scores[name] >= max(scores.values()) - noise]
     assert best.loss == min(losses[name] for name in level)

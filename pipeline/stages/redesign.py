@@ -4,9 +4,10 @@ The loop (pipeline/search/rounds.py) searches on a subset, confirms the best des
 training data, diagnoses their learning curves and reshapes the space, until the goal is met on
 validation or a budget ends. The winner replaces the trained model only if it is better on
 validation; with `search.ensemble`, the average of the best designs competes like any design.
-For tables (`search.boosted_trees`), gradient-boosted trees converted into Keras layers, and
-their average with the chosen network, compete with it last, on validation (for a rate, those
-within a standard error of the best are level, and the lowest ranking loss wins).
+For tables, gradient-boosted trees (`search.boosted_trees`) and a regularised linear model
+(`search.linear_model`), converted into Keras layers, and the trees' average with the chosen
+network, compete with it last, on validation (for a rate, those within a standard error of the
+best are level, and the lowest ranking loss wins).
 Writes the chosen model and its layer table, a summary, every trial (trials.csv) and the
 redesign history (history.json for machines, history.md for people).
 """
@@ -26,6 +27,7 @@ from pipeline.config import PipelineConfig
 from pipeline.designs import Design
 from pipeline.errors import DesignError
 from pipeline.files import read_json, replaced_dir, write_json
+from pipeline.models import linear as linear_models
 from pipeline.models import trees as tree_models
 from pipeline.models.builder import ensemble_of, layer_table, load_model
 from pipeline.paths import Paths
@@ -88,6 +90,7 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
                 if cfg.search.workers > 1 and not objective.met(trained["validation"], margin) else None)
         # fitted while the workers start; their seconds count against search.time_budget_s like the search's
         trees = boosted_trees(cfg, schema, splits) if cfg.search.boosted_trees and tree_models.reads(schema) else None
+        linear = linear_model(cfg, schema, splits) if cfg.search.linear_model and linear_models.reads(schema) else None
         trained_run = _trained_run(paths, cfg, initial, trained, splits)
         loop = RedesignLoop(cfg, schema, splits, initial, state, watch=TrackedSearch(tracker))
         failure = loop.failure(trained_run)
@@ -105,8 +108,8 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
             chosen, facts = _search(cfg, loop, tracker, out, splits, trained_run if not failure else None, trained)
             summary.update(facts)
     # (the workers are stopped: the refit below runs alone)
-    if trees is not None:
-        chosen = weigh_trees(cfg, loop, splits, chosen, trees, summary)
+    if trees is not None or linear is not None:
+        chosen = weigh_plain_models(cfg, loop, chosen, trees, linear, summary)
     summary.update(validation=chosen.validation, ranking_loss=chosen.loss, design=chosen.design.family)
 
     chosen.design.save(out / "design.json")
@@ -129,6 +132,8 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
     return summary
 
 
+# fitted by scikit-learn and converted into Keras layers: no epochs, no learning curves, no copies to average
+PLAIN_FAMILIES = (tree_models.FAMILY, linear_models.FAMILY)
 TREE_ROW_OUTPUTS = 100_000  # the trees fit on at most this many rows x outputs (about 40 s on 2 cores)
 
 
@@ -150,6 +155,16 @@ def boosted_trees(cfg: PipelineConfig, schema, splits) -> Candidate:
                                            rows=len(splits.validation)) or candidates[-1]
 
 
+def linear_model(cfg: PipelineConfig, schema, splits) -> Candidate:
+    """Logistic (classes) or ridge (values) regression fitted on the training split, converted to
+    Keras, scored on validation."""
+    fitted = linear_models.fit_linear(schema, splits.train, cfg.search.seed)
+    value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)
+    print(f"redesign: linear model ({fitted.design.hyperparameters['model'].replace('_', ' ')}, fitted on "
+          f"{len(splits.train)} training rows in {fitted.seconds:g} s): validation {cfg.goal.metric} {value:.4f}")
+    return Candidate(0, fitted.design, value, {}, fitted.model, loss)
+
+
 def tree_rows(rows, schema, seed: int):
     """`rows`, or a seeded (stratified) subsample of TREE_ROW_OUTPUTS / outputs of them: boosting
     fits one tree per output per round, so its time grows with rows x outputs."""
@@ -157,30 +172,48 @@ def tree_rows(rows, schema, seed: int):
     return subsample(rows, min(1.0, per_output / max(1, len(rows))), seed, schema.task.single_label)
 
 
-def weigh_trees(cfg: PipelineConfig, loop: RedesignLoop, splits, chosen: Candidate, trees: Candidate,
-                summary: dict) -> Candidate:
-    """The best on validation of the chosen network, the trees, and their average: of those within
-    one standard error of the best goal metric (a rate; other metrics: equal ones), the lowest
-    ranking loss, then the network; `summary` says which and why."""
-    model = ensemble_of([chosen.model, trees.model])
-    value, loss = score_and_loss(model, cfg.goal, splits.validation)
-    blend = Candidate(chosen.round, Design.ensemble([chosen.design, trees.design]), value, chosen.curves, model, loss,
-                      chosen.restored_epoch, members=[chosen, trees])
-    usable = [c for c in (chosen, blend, trees) if c is chosen or loop.failure(c) is None]
+def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidate, trees: Candidate | None,
+                       linear: Candidate | None, summary: dict) -> Candidate:
+    """The best on validation of the chosen network, the trees and their average, and the linear
+    model (those given): of those within one standard error of the best goal metric (a rate; other
+    metrics: equal ones), the lowest ranking loss, then the network; `summary` says which and why."""
+    options = {"network": chosen}
+    if trees is not None:
+        model = ensemble_of([chosen.model, trees.model])
+        value, loss = score_and_loss(model, cfg.goal, loop.splits.validation)
+        options["boosted trees"] = trees
+        options["their average"] = Candidate(chosen.round, Design.ensemble([chosen.design, trees.design]), value,
+                                             chosen.curves, model, loss, chosen.restored_epoch,
+                                             members=[chosen, trees])
+    if linear is not None:
+        options["linear model"] = linear
+    usable = [c for c in options.values() if c is chosen or loop.failure(c) is None]
     best = loop.best(usable, within_noise=True)
-    summary["boosted_trees"] = {"validation": trees.validation, "trees": trees.design.hyperparameters["trees"],
-                                "target_encoded_categories": trees.design.hyperparameters["target_encoded_categories"],
-                                "average_with_network_validation": blend.validation, "chosen": best is not chosen,
-                                "ranking_losses": {"network": chosen.loss, "trees": trees.loss, "average": blend.loss}}
-    print(f"redesign: on validation {cfg.goal.metric} (ranking loss): network {chosen.validation:.4f} "
-          f"({chosen.loss:.4g}), boosted trees {trees.validation:.4f} ({trees.loss:.4g}), their average "
-          f"{blend.validation:.4f} ({blend.loss:.4g})")
-    level = None if best is loop.best(usable) else "scored within a standard error of the best on validation, " \
-                                                    "with the lowest ranking loss"
+    if trees is not None:
+        blend = options["their average"]
+        summary["boosted_trees"] = {
+            "validation": trees.validation, "trees": trees.design.hyperparameters["trees"],
+            "target_encoded_categories": trees.design.hyperparameters["target_encoded_categories"],
+            "average_with_network_validation": blend.validation, "chosen": best is trees or best is blend}
+    if linear is not None:
+        summary["linear_model"] = {"validation": linear.validation, "model": linear.design.hyperparameters["model"],
+                                   "chosen": best is linear}
+    summary["ranking_losses"] = {name: c.loss for name, c in options.items()}
+    print(f"redesign: on validation {cfg.goal.metric} (ranking loss): "
+          + ", ".join(f"{name} {c.validation:.4f} ({c.loss:.4g})" for name, c in options.items()))
+    if best is not loop.best(usable):
+        level = "scored within a standard error of the best on validation, with the lowest ranking loss"
+    elif any(c is not best and c.validation == best.validation for c in usable):
+        level = "scored as high as the best on validation, with the lowest ranking loss"
+    else:
+        level = None
     if best is trees:
         summary.update(chosen="boosted_trees",
                        reason=f"gradient-boosted trees {level or 'beat the networks on validation'}")
-    elif best is blend:
+    elif best is linear:
+        summary.update(chosen="linear_model", reason=f"the linear model ({linear.design.hyperparameters['model']}) "
+                                                     f"{level or 'beat the networks on validation'}")
+    elif best is not chosen:
         summary.update(chosen="ensemble", reason=f"the average of the network chosen so far ({summary['chosen']}) "
                                                  f"and gradient-boosted trees {level or 'beat both on validation'}")
     return best
@@ -307,13 +340,13 @@ def refit_in_budget(cfg: PipelineConfig, schema, splits, chosen: Candidate, trai
 def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies: int = 1):
     """The chosen design trained afresh on train + validation for the epochs its run kept: `copies`
     copies of a network with seeds train.seed, train.seed + 1, ... averaged (a searched ensemble:
-    each member once); boosted trees refitted with as many trees. Returns (model, what was done);
-    the selected model if a refit fails."""
+    each member once); boosted trees refitted with as many trees; the linear model refitted. Returns
+    (model, what was done); the selected model if a refit fails."""
     rows = splits.train_and_validation()
     started = time.monotonic()
     singles = _leaves(chosen)
-    networks = [r for r in singles if r.design.family != tree_models.FAMILY]
-    copies = copies if len(networks) == 1 else min(1, len(networks))  # (trees alone: no network copies)
+    networks = [r for r in singles if r.design.family not in PLAIN_FAMILIES]
+    copies = copies if len(networks) == 1 else min(1, len(networks))  # (trees or linear alone: no network copies)
     model = _refitted(cfg, schema, rows, chosen, copies)
     if model is None:
         return chosen.model, {"done": False, "reason": "the loss went non-finite refitting "
@@ -328,6 +361,7 @@ def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies:
                                                                for r in networks],
                    "trees": next((r.design.hyperparameters["trees"] for r in singles
                                   if r.design.family == tree_models.FAMILY), None),
+                   "linear_model": any(r.design.family == linear_models.FAMILY for r in singles),
                    "copies": copies, "averaged": averaged, "seconds": round(time.monotonic() - started, 2),
                    "note": "trained on train + validation: its validation score is the selected model's, before "
                            "the refit; the test split judges the refitted model"}
@@ -347,6 +381,8 @@ def _refitted(cfg: PipelineConfig, schema, rows, run: Candidate, copies: int):
         return tree_models.fit_trees(schema, tree_rows(rows, schema, cfg.search.seed), cfg.search.seed,
                                      trees=run.design.hyperparameters["trees"],
                                      encode=run.design.hyperparameters["target_encoded_categories"] > 0).model
+    if run.design.family == linear_models.FAMILY:
+        return linear_models.fit_linear(schema, rows, cfg.search.seed).model
     epochs = max(1, run.restored_epoch or len(run.curves.get("loss", [])))
     models = []
     for copy in range(copies):

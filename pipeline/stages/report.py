@@ -147,11 +147,18 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
             f"Keras layers): validation {metric} "
             f"{trees['validation']:.4f}; their average with the network: {trees['average_with_network_validation']:.4f}"
             f"; {'chosen' if trees['chosen'] else 'not chosen'}."))
+    linear = summary.get("linear_model")
+    if linear:
+        section.add(paragraph(
+            f"Linear model ({linear['model'].replace('_', ' ')} with scikit-learn's default regularisation, converted "
+            f"into Keras layers): validation {metric} {linear['validation']:.4f}; "
+            f"{'chosen' if linear['chosen'] else 'not chosen'}."))
     refit = summary.get("refit") or {}
     if refit.get("done"):
         how = ([f"the network for the epochs its run kept ({', '.join(map(str, refit['epochs']))})"
                 + (f", {refit['averaged']}" if refit.get("averaged") else "")] if refit["epochs"] else [])
         how += [f"the boosted trees with the same {refit['trees']} trees per output"] if refit.get("trees") else []
+        how += ["the linear model"] if refit.get("linear_model") else []
         section.add(paragraph(
             f"Refitted: once chosen, the design was trained again on the training and validation rows "
             f"({refit['rows']:,} rows): {' and '.join(how)}, in "

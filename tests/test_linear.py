@@ -1,0 +1,184 @@
+"""The linear model as Keras: the converted model predicts what scikit-learn's logistic or ridge
+regression predicts (numbers, category ids, a plain array, a class the training rows lack), saves
+and loads in safe mode, runs under JAX; the redesign stage weighs it with the network and the
+trees, and refits it when chosen."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.models import linear
+from pipeline.models.builder import load_model
+from pipeline.prepared import Rows
+from pipeline.schema import STANDARDIZE, Schema
+from pipeline.tasks import task_named
+from tests.conftest import REPO
+from tests.test_trees import table
+
+
+def sklearn_outputs(schema, x, y):
+    """What scikit-learn predicts, fitted by hand on the same design matrix: standardised numbers, one-hot ids."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    matrix = [StandardScaler().fit_transform(x["numeric"])] if "numeric" in x else []
+    for spec in schema.columns_of("categorical"):
+        ids = OneHotEncoder(categories=[np.arange(len(spec.vocabulary) + 1)], sparse_output=False)
+        matrix.append(ids.fit_transform(x[spec.input]))
+    matrix = np.concatenate(matrix, axis=1)
+    if schema.task.name == "regression":
+        return Ridge().fit(matrix, y).predict(matrix).reshape(-1, 1)
+    probabilities = LogisticRegression(max_iter=3000).fit(matrix, y).predict_proba(matrix)
+    return probabilities[:, 1:] if schema.task.name == "binary" else probabilities
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_the_converted_linear_model_predicts_what_scikit_learn_predicts(task, tmp_path):
+    schema, x, y = table(400, task)
+    fitted = linear.fit_linear(schema, Rows(x, y), seed=0)
+    outputs = np.asarray(fitted.model.predict(x, verbose=0))
+    expected = sklearn_outputs(schema, x, y)
+    assert outputs.shape == expected.shape
+    scale = 1000 if task == "regression" else 1
+    np.testing.assert_allclose(outputs, expected, atol=1e-4 * scale, rtol=1e-4)
+    assert fitted.design.family == linear.FAMILY
+    assert fitted.design.hyperparameters == {"model": "ridge" if task == "regression" else "logistic_regression",
+                                             "regularisation": 1.0}
+    assert not fitted.model.trainable_weights
+
+    fitted.model.save(tmp_path / "linear.keras")
+    reloaded = load_model(tmp_path / "linear.keras")
+    np.testing.assert_array_equal(np.asarray(reloaded.predict(x, verbose=0)), outputs)
+
+
+def test_categories_alone_and_a_plain_array_of_numbers():
+    """With no numbers the intercept rides on the first category's table; an array input is all numbers."""
+    schema, x, y = table(300, "binary")
+    only_ids = {"categorical_plan": x["categorical_plan"]}
+    y = (x["categorical_plan"][:, 0] >= 3).astype("float32")
+    only_categories = dataclasses.replace(schema, columns=[c for c in schema.columns if c.kind == "categorical"])
+    outputs = np.asarray(linear.fit_linear(only_categories, Rows(only_ids, y), seed=0).model.predict(only_ids,
+                                                                                                     verbose=0))
+    np.testing.assert_allclose(outputs, sklearn_outputs(only_categories, only_ids, y), atol=1e-5)
+
+    array = x["numeric"]
+    plain = Schema(source="a", task=task_named("binary"), input_kind="tabular", input_shape=[3],
+                   features=["a", "b", "c"], scaling=STANDARDIZE, classes=["0", "1"])
+    y = (array[:, 0] - array[:, 2] > 0).astype("float32")
+    outputs = np.asarray(linear.fit_linear(plain, Rows(array, y), seed=0).model.predict(array, verbose=0))
+    np.testing.assert_allclose(outputs, sklearn_outputs(plain, {"numeric": array}, y), atol=1e-5)
+
+
+def test_a_class_the_training_rows_lack_is_never_predicted():
+    schema, x, y = table(300, "multiclass", classes=4)
+    y = np.where(y == 3, 0, y)
+    outputs = np.asarray(linear.fit_linear(schema, Rows(x, y), seed=0).model.predict(x, verbose=0))
+    assert outputs.shape == (300, 4) and outputs[:, 3].max() < 1e-6
+    np.testing.assert_allclose(outputs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_linear_model_runs_and_reloads_under_jax(tmp_path):
+    pytest.importorskip("jax")
+    script = f"""
+import numpy as np
+from pipeline.models import linear
+from pipeline.models.builder import load_model
+from pipeline.prepared import Rows
+from tests.test_linear import sklearn_outputs
+from tests.test_trees import table
+import keras
+assert keras.backend.backend() == "jax"
+schema, x, y = table(300, "multiclass")
+model = linear.fit_linear(schema, Rows(x, y), seed=0).model
+outputs = np.asarray(model.predict(x, verbose=0))
+np.testing.assert_allclose(outputs, sklearn_outputs(schema, x, y), atol=1e-4)
+model.save({str(tmp_path / "l.keras")!r})
+np.testing.assert_array_equal(np.asarray(load_model({str(tmp_path / "l.keras")!r}).predict(x, verbose=0)), outputs)
+"""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_redesign_stage_chooses_and_refits_the_linear_model_where_it_validates_best(capsys):
+    """On a table whose target is linear in the numbers, the linear model beats a network that
+    always predicts the prior; the summary and the reason say so; the refit refits it on train + validation."""
+    from pipeline.prepared import Splits
+    from pipeline.search.rounds import Candidate, RedesignLoop
+    from pipeline.stages import redesign
+    from tests.conftest import make_config
+
+    schema, x, y = table(900, "binary")
+    y = (x["numeric"][:, 0] - x["numeric"][:, 1] > 0).astype("float32")
+    rows = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 600), slice(600, 900))]
+    splits = Splits(rows[0], rows[1], rows[1])
+    cfg = make_config("data=breast_cancer")
+    fitted = redesign.linear_model(cfg, schema, splits)
+    assert "redesign: linear model (logistic regression, fitted on 600 training rows" in capsys.readouterr().out
+    assert fitted.validation > 0.95
+
+    from pipeline.designs import initial_design, preprocessing_stats
+    from pipeline.models.builder import build_model
+    design = dataclasses.replace(initial_design(cfg, "tabular", train_rows=600),
+                                 preprocessing=preprocessing_stats(rows[0].x, rows[0].y, schema,
+                                                                   cfg.train.target_transform))
+    untrained = build_model(design, schema)
+    value, loss = redesign.score_and_loss(untrained, cfg.goal, splits.validation)
+    network = Candidate(1, design, value, {"loss": [1.0]}, untrained, loss, restored_epoch=1)
+    summary = {"chosen": "search"}
+    loop = RedesignLoop(cfg, schema, splits, design, None)
+    best = redesign.weigh_plain_models(cfg, loop, network, None, fitted, summary)
+    assert best is fitted and summary["chosen"] == "linear_model"
+    assert summary["linear_model"] == {"validation": fitted.validation, "model": "logistic_regression",
+                                       "chosen": True}
+    assert summary["reason"] == "the linear model (logistic_regression) beat the networks on validation"
+    assert set(summary["ranking_losses"]) == {"network", "linear model"}
+
+    model, done = redesign.refit_chosen(cfg, schema, splits, best, copies=3)
+    assert done["done"] and done["linear_model"] and done["copies"] == 0 and done["epochs"] == []
+    both = Rows({k: np.concatenate([rows[0].x[k], rows[1].x[k]]) for k in x}, np.concatenate([rows[0].y, rows[1].y]))
+    np.testing.assert_allclose(np.asarray(model.predict(both.x, verbose=0)), sklearn_outputs(schema, both.x, both.y),
+                               atol=1e-4)
+
+
+def test_a_tie_on_validation_goes_to_the_lower_ranking_loss_and_the_reason_says_so():
+    from pipeline.designs import Design
+    from pipeline.prepared import Splits
+    from pipeline.search.rounds import Candidate, RedesignLoop
+    from pipeline.stages import redesign
+    from tests.conftest import make_config
+
+    schema, x, y = table(300, "binary")
+    rows = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 200), slice(200, 300))]
+    cfg = make_config("data=breast_cancer")
+    splits = Splits(rows[0], rows[1], rows[1])
+    fitted = redesign.linear_model(cfg, schema, splits)
+    loop = RedesignLoop(cfg, schema, splits, Design("mlp", {}), None)
+    for network_loss, expected in ((fitted.loss + 0.1, "linear_model"), (fitted.loss - 0.1, "search")):
+        network = Candidate(1, Design("mlp", {}), fitted.validation, {}, None, network_loss)
+        summary = {"chosen": "search", "reason": "search found a better design"}
+        best = redesign.weigh_plain_models(cfg, loop, network, None, fitted, summary)
+        assert summary["chosen"] == expected and (best is fitted) == (expected == "linear_model")
+    assert summary["reason"] == "search found a better design"
+    summary = {"chosen": "search"}
+    redesign.weigh_plain_models(cfg, loop, Candidate(1, Design("mlp", {}), fitted.validation, {}, None,
+                                                     fitted.loss + 0.1), None, fitted, summary)
+    assert summary["reason"] == ("the linear model (logistic_regression) scored as high as the best on validation, "
+                                 "with the lowest ranking loss")
+
+
+def test_a_whole_run_on_a_table_weighs_the_linear_model_and_the_report_says_so(breast_cancer_run):
+    from pipeline.files import read_json
+
+    _, paths, _ = breast_cancer_run
+    summary = read_json(paths.redesign / "summary.json")
+    weighed = summary["linear_model"]
+    assert weighed["model"] == "logistic_regression" and 0.5 < weighed["validation"] <= 1.0
+    assert weighed["chosen"] == (summary["chosen"] == "linear_model")
+    assert {"network", "boosted trees", "their average", "linear model"} == set(summary["ranking_losses"])
+    assert "Linear model (logistic regression with scikit-learn" in \
+        (paths.reports / "index.html").read_text()
