@@ -46,8 +46,8 @@ def test_the_converted_linear_model_predicts_what_scikit_learn_predicts(task, tm
     scale = 1000 if task == "regression" else 1
     np.testing.assert_allclose(outputs, expected, atol=1e-4 * scale, rtol=1e-4)
     assert fitted.design.family == linear.FAMILY
-    assert fitted.design.hyperparameters == {"model": "ridge" if task == "regression" else "logistic_regression",
-                                             "regularisation": 1.0}
+    assert fitted.design.hyperparameters == ({"model": "ridge", "alpha": 1.0} if task == "regression" else
+                                             {"model": "logistic_regression", "C": 1.0})
     assert not fitted.model.trainable_weights
 
     fitted.model.save(tmp_path / "linear.keras")

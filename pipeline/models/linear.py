@@ -61,8 +61,9 @@ def fit_linear(schema: Schema, rows: Rows, seed: int) -> FittedLinear:
     model = Ridge() if regression else LogisticRegression(max_iter=3000, random_state=seed)
     estimator = make_pipeline(ColumnTransformer(parts), model)
     estimator.fit(feature_matrix(rows.x), np.asarray(rows.y).reshape(-1))
-    hyperparameters = {"model": "ridge" if regression else "logistic_regression",
-                       "regularisation": float(model.alpha if regression else model.C)}
+    # scikit-learn's own names: ridge's alpha (strength), logistic regression's C (its inverse)
+    hyperparameters = {"model": "ridge", "alpha": float(model.alpha)} if regression else \
+        {"model": "logistic_regression", "C": float(model.C)}
     return FittedLinear(to_keras(estimator, rows.x, schema), Design(FAMILY, hyperparameters),
                         round(time.monotonic() - started, 2), estimator)
 

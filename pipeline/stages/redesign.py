@@ -214,8 +214,9 @@ def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidat
         summary.update(chosen="linear_model", reason=f"the linear model ({linear.design.hyperparameters['model']}) "
                                                      f"{level or 'beat the networks on validation'}")
     elif best is not chosen:
-        summary.update(chosen="ensemble", reason=f"the average of the network chosen so far ({summary['chosen']}) "
-                                                 f"and gradient-boosted trees {level or 'beat both on validation'}")
+        summary.update(chosen="ensemble",
+                       reason=f"the average of the network chosen so far ({summary['chosen']}) and gradient-boosted "
+                              f"trees {level or 'beat the others on validation'}")
     return best
 
 
