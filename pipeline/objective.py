@@ -110,23 +110,34 @@ class Objective:
         return ranked[0] if ranked else None
 
     def best_within_noise(self, items: Iterable[T], value: Callable[[T], float], loss: Callable[[T], float],
-                          rows: int) -> T | None:
-        """Of the items scoring within one standard error of the best on `rows` rows (metrics other
-        than rates: exact ties only), the one with the lowest loss; among equal losses, the better score.
-        A rate moves in steps of one row: a gap of a few rows says less than a proper loss does."""
+                          rows: int, positives: int | None = None) -> T | None:
+        """Of the items scoring within one standard error of the best on `rows` rows, `positives` of them
+        positive (metrics without a standard error: exact ties only), the one with the lowest loss; among
+        equal losses, the better score. A rate moves in steps of one row, and an AUC on a few positives in
+        steps of one pair: a gap of that size says less than a proper loss does."""
         ranked = self.ranked(items, value, loss)
         if not ranked:
             return None
         top = value(ranked[0])
-        noise = self.standard_error(top, rows)
+        noise = self.standard_error(top, rows, positives)
         level = [item for item in ranked if self.lead(top, value(item)) <= noise]
         return min(level, key=lambda item: math.inf if loss(item) is None or math.isnan(loss(item)) else loss(item))
 
-    def standard_error(self, value: float, rows: int) -> float:
-        """A rate's standard error at `value` on `rows` rows; 0 for the other metrics."""
-        if not self.info.rate or rows <= 0 or value is None or math.isnan(value):
+    def standard_error(self, value: float, rows: int, positives: int | None = None) -> float:
+        """The standard error of a score `value` measured on `rows` rows, `positives` of them positive:
+        a rate's binomial one; a binary AUC's by Hanley and McNeil (1982), which grows as either class
+        shrinks (needs `positives`); 0 for the other metrics."""
+        if rows <= 0 or value is None or math.isnan(value):
             return 0.0
-        return math.sqrt(value * (1.0 - value) / rows)
+        if self.info.rate:
+            return math.sqrt(value * (1.0 - value) / rows)
+        if self.metric == "auc" and positives is not None and 0 < positives < rows:
+            negatives = rows - positives
+            q1, q2 = value / (2.0 - value), 2.0 * value * value / (1.0 + value)
+            variance = (value * (1.0 - value) + (positives - 1) * (q1 - value * value)
+                        + (negatives - 1) * (q2 - value * value)) / (positives * negatives)
+            return math.sqrt(max(variance, 0.0))
+        return 0.0
 
     def order(self, values: list[float], worst_first: bool = False) -> list[int]:
         """Indices of `values` best first (or worst first), ties in their original order, NaN last."""

@@ -129,6 +129,11 @@ class Task:
     def _encode(self, frame, targets, where, known_classes):
         raise NotImplementedError
 
+    def positives(self, y: np.ndarray) -> int | None:
+        """How many rows of `y` are positive, for a binary task (None for the others): an AUC's
+        standard error depends on it."""
+        return None
+
     def constant_outputs(self, y_train: np.ndarray, rows: int, n_outputs: int) -> np.ndarray:
         """What a model that ignores its inputs would output: the training prior (or mean) on every row."""
         raise NotImplementedError
@@ -270,6 +275,9 @@ class BinaryTask(_SingleLabel):
 
     def _auc(self, y_true, raw):
         return skm.roc_auc_score(y_true, raw.reshape(-1))
+
+    def positives(self, y):
+        return int(np.sum(np.asarray(y).reshape(-1) == 1))
 
     def constant_outputs(self, y_train, rows, n_outputs):
         return np.full((rows, 1), float(np.mean(y_train)))

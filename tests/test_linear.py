@@ -171,6 +171,32 @@ def test_a_tie_on_validation_goes_to_the_lower_ranking_loss_and_the_reason_says_
                                  "with the lowest ranking loss")
 
 
+def test_for_a_binary_auc_a_lead_within_its_standard_error_goes_to_the_lower_ranking_loss():
+    from pipeline.designs import Design
+    from pipeline.prepared import Splits
+    from pipeline.search.rounds import Candidate, RedesignLoop
+    from pipeline.stages import redesign
+    from tests.conftest import make_config
+
+    schema, x, y = table(300, "binary")
+    rows = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 200), slice(200, 300))]
+    cfg = make_config("data=breast_cancer", "goal.metric=auc", "goal.threshold=0.9")
+    splits = Splits(rows[0], rows[1], rows[1])
+    fitted = redesign.linear_model(cfg, schema, splits)
+    loop = RedesignLoop(cfg, schema, splits, Design("mlp", {}), None)
+    assert loop.positives == int(rows[1].y.sum())
+    noise = cfg.objective.standard_error(fitted.validation + 0.01, 100, loop.positives)
+    assert noise > 0.01
+    network = Candidate(1, Design("mlp", {}), fitted.validation + 0.01, {}, None, fitted.loss + 0.1)
+    summary = {"chosen": "search"}
+    assert redesign.weigh_plain_models(cfg, loop, network, None, fitted, summary) is fitted
+    assert summary["reason"] == ("the linear model (logistic_regression) scored within a standard error of the best "
+                                 "on validation, with the lowest ranking loss")
+    assert summary["validation_standard_error"] == pytest.approx(noise)
+    clear = Candidate(1, Design("mlp", {}), fitted.validation + 2 * noise, {}, None, fitted.loss + 0.1)
+    assert redesign.weigh_plain_models(cfg, loop, clear, None, fitted, {"chosen": "search"}) is clear
+
+
 def test_a_whole_run_on_a_table_weighs_the_linear_model_and_the_report_says_so(breast_cancer_run):
     from pipeline.files import read_json
 

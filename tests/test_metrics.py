@@ -85,6 +85,43 @@ def test_within_a_rates_standard_error_the_lower_loss_wins():
     assert r2.best_within_noise([], value=float, loss=float, rows=10) is None
 
 
+def test_a_binary_auc_has_the_standard_error_of_hanley_and_mcneil():
+    auc = Objective("auc")
+    # at 0.5 the formula is the Mann-Whitney statistic's exact variance under no signal
+    assert auc.standard_error(0.5, 130, 30) == pytest.approx(((130 + 1) / (12 * 30 * 100)) ** 0.5)
+    fewer_positives, more_positives, more_rows = (auc.standard_error(0.8, 1000, 20), auc.standard_error(0.8, 1000, 200),
+                                                  auc.standard_error(0.8, 10_000, 2000))
+    assert fewer_positives > more_positives > more_rows
+    assert auc.standard_error(1.0, 100, 10) == 0.0
+    # without the class counts (a multiclass or multilabel AUC), or with one class absent: none
+    assert auc.standard_error(0.8, 100) == 0.0 == auc.standard_error(0.8, 100, 0) == auc.standard_error(0.8, 100, 100)
+
+
+def test_the_auc_standard_error_matches_the_spread_of_auc_over_resampled_validation_sets():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    positives, negatives = 25, 400
+    scores = [roc_auc_score(np.r_[np.ones(positives), np.zeros(negatives)],
+                            np.r_[rng.normal(1.0, 1.0, positives), rng.normal(0.0, 1.0, negatives)])
+              for _ in range(400)]
+    expected = Objective("auc").standard_error(float(np.mean(scores)), positives + negatives, positives)
+    assert np.std(scores) == pytest.approx(expected, rel=0.15)
+
+
+def test_within_a_binary_aucs_standard_error_the_lower_loss_wins():
+    auc = Objective("auc")
+    runs = {"network": (0.7424, 0.2219), "average": (0.7352, 0.2099), "trees": (0.6906, 0.2146)}
+
+    def best(rows, positives):
+        return auc.best_within_noise(runs, value=lambda r: runs[r][0], loss=lambda r: runs[r][1], rows=rows,
+                                     positives=positives)
+
+    assert best(874, 52) == "average"  # 0.007 apart with 52 positives (one standard error 0.04)
+    assert best(87_400, 5_200) == "network"  # the same gap on a hundred times the rows
+    assert best(874, None) == "network"  # no class counts: exact ties only
+
+
 @pytest.mark.parametrize("metric, better, worse", [("accuracy", 0.9, 0.8), ("rmse", 1.0, 2.0), ("r2", 0.5, -1.0)])
 def test_better_than_and_best_follow_the_direction(metric, better, worse):
     objective = Objective(metric)

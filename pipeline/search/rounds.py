@@ -146,6 +146,7 @@ class RedesignLoop:
         self.deadline = self.begun + cfg.search.time_budget_s
         self.search, self.objective = cfg.search, cfg.objective
         self.margin = self.objective.stop_margin(self.search.goal_margin, len(splits.validation))
+        self.positives = schema.task.positives(splits.validation.y)  # a binary AUC's noise depends on it
         self.subset = subsample(splits.train, self.search.subset_fraction, self.search.seed, schema.task.single_label)
         self.fraction = len(self.subset) / len(splits.train)
         self.plan = RoundPlan(DesignSpace.from_config(cfg, schema.body_kind, len(splits.train)), self.search.max_epochs,
@@ -160,7 +161,7 @@ class RedesignLoop:
 
     def best(self, candidates: list[Candidate] | None = None, within_noise: bool = False) -> Candidate | None:
         """Best on the validation goal metric; among equals, the lowest ranking loss; then the earliest.
-        `within_noise`: for a rate, scores within a standard error of the best count as equal."""
+        `within_noise`: for a rate or a binary AUC, scores within a standard error of the best count as equal."""
         candidates = self.candidates if candidates is None else candidates
 
         def value(c):
@@ -168,7 +169,7 @@ class RedesignLoop:
 
         if within_noise:
             return self.objective.best_within_noise(candidates, value=value, loss=lambda c: c.loss,
-                                                    rows=len(self.splits.validation))
+                                                    rows=len(self.splits.validation), positives=self.positives)
         return self.objective.best(candidates, value=value, loss=lambda c: c.loss)
 
     def run(self, prior: tuple[Candidate, ...] = (), reserve_s: float = 0.0,

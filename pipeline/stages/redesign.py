@@ -6,8 +6,8 @@ validation or a budget ends. The winner replaces the trained model only if it is
 validation; with `search.ensemble`, the average of the best designs competes like any design.
 For tables, gradient-boosted trees (`search.boosted_trees`) and a regularised linear model
 (`search.linear_model`), converted into Keras layers, and the trees' average with the chosen
-network, compete with it last, on validation (for a rate, those within a standard error of the
-best are level, and the lowest ranking loss wins).
+network, compete with it last, on validation (for a rate or a binary AUC, those within a standard
+error of the best are level, and the lowest ranking loss wins).
 Writes the chosen model and its layer table, a summary, every trial (trials.csv) and the
 redesign history (history.json for machines, history.md for people).
 """
@@ -152,7 +152,8 @@ def boosted_trees(cfg: PipelineConfig, schema, splits) -> Candidate:
               f"training rows in {fitted.seconds:g} s): validation {cfg.goal.metric} {value:.4f}")
         candidates.append(Candidate(0, fitted.design, value, {}, fitted.model, loss))
     return cfg.objective.best_within_noise(candidates, value=lambda c: c.validation, loss=lambda c: c.loss,
-                                           rows=len(splits.validation)) or candidates[-1]
+                                           rows=len(splits.validation),
+                                           positives=schema.task.positives(splits.validation.y)) or candidates[-1]
 
 
 def linear_model(cfg: PipelineConfig, schema, splits) -> Candidate:
@@ -175,8 +176,8 @@ def tree_rows(rows, schema, seed: int):
 def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidate, trees: Candidate | None,
                        linear: Candidate | None, summary: dict) -> Candidate:
     """The best on validation of the chosen network, the trees and their average, and the linear
-    model (those given): of those within one standard error of the best goal metric (a rate; other
-    metrics: equal ones), the lowest ranking loss, then the network; `summary` says which and why."""
+    model (those given): of those within one standard error of the best goal metric (a rate or a binary
+    AUC; other metrics: equal ones), the lowest ranking loss, then the network; `summary` says which and why."""
     options = {"network": chosen}
     if trees is not None:
         model = ensemble_of([chosen.model, trees.model])
@@ -199,9 +200,13 @@ def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidat
         summary["linear_model"] = {"validation": linear.validation, "model": linear.design.hyperparameters["model"],
                                    "chosen": best is linear}
     summary["ranking_losses"] = {name: c.loss for name, c in options.items()}
+    top = loop.best(usable)
+    noise = cfg.objective.standard_error(top.validation, len(loop.splits.validation), loop.positives)
+    summary["validation_standard_error"] = noise
     print(f"redesign: on validation {cfg.goal.metric} (ranking loss): "
-          + ", ".join(f"{name} {c.validation:.4f} ({c.loss:.4g})" for name, c in options.items()))
-    if best is not loop.best(usable):
+          + ", ".join(f"{name} {c.validation:.4f} ({c.loss:.4g})" for name, c in options.items())
+          + (f"; one standard error of the best: {noise:.4f}" if noise else ""))
+    if best is not top:
         level = "scored within a standard error of the best on validation, with the lowest ranking loss"
     elif any(c is not best and c.validation == best.validation for c in usable):
         level = "scored as high as the best on validation, with the lowest ranking loss"
