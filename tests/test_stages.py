@@ -101,6 +101,24 @@ def test_regression_pipeline_searches_when_goal_is_missed(diabetes_search_run):
     assert (paths.validate / "residuals.png").exists()
 
 
+def test_a_search_whose_budget_is_spent_before_its_first_trial_still_writes_its_trials_and_the_report(
+        diabetes_search_run, tmp_path):
+    """The plain candidates' fits count against the search budget: on a 32-class table (leaf_id_flavia)
+    they spent all of it, and the empty trials.csv they left stopped the report."""
+    from pipeline.search.records import TRIAL_COLUMNS
+
+    _, paths, _ = diabetes_search_run
+    shutil.copytree(paths.root, tmp_path / "run")
+    copy = Paths(tmp_path / "run")
+    tiny = [o for o in TINY if not o.startswith("search.time_budget_s")]
+    cfg = make_config("data=diabetes", "goal.threshold=0.99", *tiny, "search.time_budget_s=0.001")
+    summary = run_stages(cfg, copy, ["redesign", "validate", "report"])["redesign"]
+    assert summary["searched"] and summary["trials"] == 0 and summary["stop_reason"] == "time budget spent"
+    trials = pd.read_csv(copy.redesign / "trials.csv")
+    assert list(trials.columns) == list(TRIAL_COLUMNS) and trials.empty
+    assert "<h3>Trials" not in (copy.reports / "index.html").read_text()
+
+
 def test_rerunning_the_redesign_stage_resumes_its_search(tmp_path):
     cfg = make_config("data=diabetes", "goal.threshold=0.99", *TINY)
     paths = Paths(tmp_path)

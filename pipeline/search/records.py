@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.files import write_json
 
 
@@ -38,11 +40,19 @@ class TrialRecord:
         return {k: v for k, v in self.hyperparameters.items() if not k.startswith("tuner/")}
 
     def row(self, round_no: int, fraction: float) -> dict:
-        """The trial as a row of trials.csv."""
-        return {"round": round_no, "data_fraction": round(fraction, 4), "trial": self.trial_id,
-                "status": self.status, "score": self.score, "seconds": self.seconds, "worker": self.worker,
-                "resumed": self.resumed,
-                "message": self.message, **self.hyperparameters}
+        """The trial as a row of trials.csv: TRIAL_COLUMNS, then its hyperparameters."""
+        fixed = (round_no, round(fraction, 4), self.trial_id, self.status, self.score, self.seconds, self.worker,
+                 self.resumed, self.message)
+        return {**dict(zip(TRIAL_COLUMNS, fixed)), **self.hyperparameters}
+
+
+TRIAL_COLUMNS = ("round", "data_fraction", "trial", "status", "score", "seconds", "worker", "resumed", "message")
+
+
+def write_trials(rows: list[dict], path: Path) -> None:
+    """trials.csv: one row per trial; a search that ran none (its budget spent before the first)
+    still writes the columns, so every reader can load it."""
+    pd.DataFrame(rows, columns=None if rows else list(TRIAL_COLUMNS)).to_csv(path, index=False)
 
 
 @dataclass(frozen=True)

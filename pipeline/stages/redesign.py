@@ -33,7 +33,7 @@ from pipeline.models.builder import ensemble_of, layer_table, load_model
 from pipeline.paths import Paths
 from pipeline.plots import curves_png
 from pipeline.prepared import load_splits
-from pipeline.search.records import history_markdown, save_history
+from pipeline.search.records import history_markdown, save_history, write_trials
 from pipeline.search.rounds import Candidate, RedesignLoop, subsample, train_score
 from pipeline.search.watch import TrackedSearch
 from pipeline.search.workers import SearchSpec, WorkerPool, new_run_id, share_gpu_memory
@@ -252,7 +252,7 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
     goal = cfg.goal
     outcome = loop.run(prior=(trained_run,) if trained_run else (), reserve_s=refit_reserve(cfg, trained, splits),
                        budget_started=tracker.started)
-    pd.DataFrame(outcome.trials).to_csv(out / "trials.csv", index=False)
+    write_trials(outcome.trials, out / "trials.csv")
     save_history(outcome.history, out / "history.json")
     (out / "history.md").write_text(history_markdown(outcome.history, goal.metric, outcome.stop_reason))
     for entry in outcome.history:

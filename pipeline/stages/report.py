@@ -179,8 +179,8 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
              "next round": "; ".join(h.changes) or "-"}
             for h in load_history(history_file)]))
     trials_file = paths.redesign / "trials.csv"
-    if trials_file.is_file():
-        trials = pd.read_csv(trials_file)
+    trials = pd.read_csv(trials_file) if trials_file.is_file() else pd.DataFrame()
+    if len(trials):
         trials = trials.iloc[Objective(metric).order(trials["score"].tolist())]
         hidden = [c for c in trials.columns if c.startswith("tuner/") or c in ("message", "resumed")]
         section.add(f"<h3>Trials (best {min(TRIALS_SHOWN, len(trials))} of {len(trials)}, on the search subset)</h3>",
