@@ -4,6 +4,7 @@
     python bench/suite.py --only tweets,diamonds    # some of them
     python bench/suite.py --out bench/out/before    # where the table and the runs go
     python bench/suite.py --holdout                 # the 4 held-out tables instead (about 15 minutes)
+    python bench/suite.py --new                     # the 8 new data sets instead (about 30 minutes)
 
 For each data set, as a new user would run it: the data is written to files and the tool gets
 only data/target/task/metric overrides (bench/suite_data.py). The tool's own `goal`,
@@ -17,8 +18,9 @@ HistGradientBoosting and a linear model for tables, TF-IDF word 1-2-grams + a li
 text; here fitted on train + validation; a fixed small Keras CNN for images; three Conv1D(25, 5) layers
 + Dense (Adam 1e-2, 60 epochs) for sequences; ridge regression and gradient boosting on the
 window for forecasting. The held-out tables (`--holdout`, bench/suite_data.py's HOLDOUT) are
-kept out of choosing defaults: they check that a change generalises. Writes suite.md (the
-table) and suite.json into --out.
+kept out of choosing defaults: they check that a change generalises; the new data sets (`--new`,
+NEW) were first run after the defaults were set. Writes suite.md (the table) and suite.json into
+--out.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.suite_data import CASES, HOLDOUT  # noqa: E402
+from bench.suite_data import CASES, HOLDOUT, NEW  # noqa: E402
 from pipeline.files import read_json  # noqa: E402
 from pipeline.images import ImageFiles  # noqa: E402
 from pipeline.objective import Objective  # noqa: E402
@@ -215,11 +217,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "suite"))
     parser.add_argument("--initial-only", action="store_true",
                         help="a goal every design meets: no search, the initial design alone (for development)")
-    parser.add_argument("--holdout", action="store_true",
-                        help="the held-out tables (kept out of choosing defaults) instead of the suite")
+    sets = parser.add_mutually_exclusive_group()
+    sets.add_argument("--holdout", action="store_true",
+                      help="the held-out tables (kept out of choosing defaults) instead of the suite")
+    sets.add_argument("--new", action="store_true",
+                      help="the data sets first run after the defaults were set, instead of the suite")
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every run (key=value)")
     args = parser.parse_args(argv)
-    cases = HOLDOUT if args.holdout else CASES
+    cases = HOLDOUT if args.holdout else NEW if args.new else CASES
     chosen = [c for c in cases if not args.only or c.name in args.only.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,9 @@ class Diagnosis:
     evidence: str
 
 
+TRIAL_COLUMNS = ("round", "data_fraction", "trial", "status", "score", "seconds", "worker", "resumed", "message")
+
+
 @dataclass
 class TrialRecord:
     """One subset trial, as KerasTuner finished it."""
@@ -44,9 +47,6 @@ class TrialRecord:
         fixed = (round_no, round(fraction, 4), self.trial_id, self.status, self.score, self.seconds, self.worker,
                  self.resumed, self.message)
         return {**dict(zip(TRIAL_COLUMNS, fixed)), **self.hyperparameters}
-
-
-TRIAL_COLUMNS = ("round", "data_fraction", "trial", "status", "score", "seconds", "worker", "resumed", "message")
 
 
 def write_trials(rows: list[dict], path: Path) -> None:
