@@ -233,3 +233,42 @@ def test_trees_fit_on_a_bounded_sample_of_a_large_table(monkeypatch):
     assert len(redesign.tree_rows(Rows(bx, by), binary, seed=0)) == 600  # one output
     monkeypatch.setattr(redesign, "TREE_ROW_OUTPUTS", 100_000)
     assert redesign.tree_rows(Rows(bx, by), binary, seed=0).x is bx  # small tables: every row
+
+
+def test_boosting_stops_with_the_trees_it_has_when_its_time_limit_is_spent():
+    schema, x, y = table(600, "multiclass", classes=4)
+    unlimited = trees.fit_trees(schema, Rows(x, y), seed=0)
+    assert not unlimited.cut_short and unlimited.design.hyperparameters["trees"] > 1
+    stopped = trees.fit_trees(schema, Rows(x, y), seed=0, seconds=0.0)
+    assert stopped.cut_short and stopped.design.hyperparameters["trees"] == 1  # one round, then the limit
+    assert stopped.estimator.n_estimators_ == 1
+    outputs = np.asarray(stopped.model.predict(x, verbose=0))
+    np.testing.assert_allclose(outputs, stopped.estimator.predict_proba(trees.tree_inputs(x, stopped.encodings)),
+                               atol=1e-5)
+    roomy = trees.fit_trees(schema, Rows(x, y), seed=0, seconds=600.0)
+    assert not roomy.cut_short and roomy.design.hyperparameters["trees"] == unlimited.design.hyperparameters["trees"]
+
+
+def test_the_trees_fits_share_a_quarter_of_the_search_budget(monkeypatch, capsys):
+    from pipeline.prepared import Splits
+    from pipeline.stages import redesign
+    from tests.conftest import make_config
+
+    schema, x, y = table(900, "binary")
+    rows = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 600), slice(600, 900))]
+    limits = []
+    fit = trees.fit_trees
+    monkeypatch.setattr(trees, "fit_trees", lambda *a, seconds=None, **k: limits.append(seconds) or fit(
+        *a, seconds=seconds, **k))
+    redesign.boosted_trees(make_config("data=breast_cancer", "search.time_budget_s=100"), schema,
+                           Splits(rows[0], rows[1], rows[1]))
+    assert len(limits) == 2 and limits[0] == pytest.approx(100 * redesign.TREE_BUDGET_SHARE / 2)
+    assert limits[1] > limits[0]  # the first fit took less than its half; the second gets the rest
+    assert "stopped at its" not in capsys.readouterr().out
+
+    monkeypatch.setattr(redesign, "TREE_BUDGET_SHARE", 0.0)
+    chosen = redesign.boosted_trees(make_config("data=breast_cancer"), schema, Splits(rows[0], rows[1], rows[1]))
+    fits = [line for line in capsys.readouterr().out.splitlines() if "gradient-boosted trees (" in line]
+    assert len(fits) == 2 and all("(1 per output" in line and "stopped at its 0 s share of search.time_budget_s"
+                                  in line for line in fits)
+    assert chosen.design.hyperparameters["trees"] == 1

@@ -41,19 +41,23 @@ def reads(schema: Schema) -> bool:
 @dataclass
 class FittedTrees:
     """Trees converted to Keras, the design that names them (how many per output), the fit's seconds,
-    and what the Keras model was converted from: scikit-learn's estimator and the category encodings."""
+    what the Keras model was converted from (scikit-learn's estimator and the category encodings),
+    and whether the boosting stopped because its time limit was spent."""
 
     model: keras.Model
     design: Design
     seconds: float
     estimator: object
     encodings: dict[str, np.ndarray]
+    cut_short: bool = False
 
 
-def fit_trees(schema: Schema, rows: Rows, seed: int, trees: int | None = None, encode: bool = True) -> FittedTrees:
+def fit_trees(schema: Schema, rows: Rows, seed: int, trees: int | None = None, encode: bool = True,
+              seconds: float | None = None) -> FittedTrees:
     """Boosted trees fitted on `rows` and converted to Keras: at most MAX_TREES per class, stopped
     early on a tenth of the rows; or exactly `trees` (the refit on train + validation). `encode`:
-    the categories' target encodings beside their ids."""
+    the categories' target encodings beside their ids. `seconds`: the boosting also stops, keeping
+    the trees it has, once this long has passed since the fit began (at least one round runs)."""
     from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 
     started = time.monotonic()
@@ -63,12 +67,26 @@ def fit_trees(schema: Schema, rows: Rows, seed: int, trees: int | None = None, e
         settings.update(n_estimators=trees, n_iter_no_change=None)
     estimator = (GradientBoostingRegressor if regression else GradientBoostingClassifier)(**settings)
     encodings = target_encodings(schema, rows) if encode else {}
-    estimator.fit(tree_inputs(rows.x, encodings), rows.y)
+    limit = _TimeLimit(started + seconds) if seconds is not None else None
+    estimator.fit(tree_inputs(rows.x, encodings), rows.y, monitor=limit)
     model = to_keras(estimator, rows.x, schema, encodings)
     hyperparameters = {"trees": int(estimator.n_estimators_), "max_depth": SETTINGS["max_depth"],
                        "learning_rate": SETTINGS["learning_rate"], "target_encoded_categories": len(encodings)}
     return FittedTrees(model, Design(FAMILY, hyperparameters), round(time.monotonic() - started, 2), estimator,
-                       encodings)
+                       encodings, cut_short=bool(limit and limit.reached))
+
+
+class _TimeLimit:
+    """A monitor for scikit-learn's boosting (`fit(..., monitor=)`, called after each round): stop
+    once time.monotonic() passes `deadline`; `reached` if that ended the boosting before its last round."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.reached = False
+
+    def __call__(self, stage: int, estimator, state: dict) -> bool:
+        self.reached = time.monotonic() > self.deadline and stage + 1 < estimator.n_estimators
+        return self.reached
 
 
 def target_encodings(schema: Schema, rows: Rows) -> dict[str, np.ndarray]:

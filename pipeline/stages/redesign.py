@@ -135,21 +135,31 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
 # fitted by scikit-learn and converted into Keras layers: no epochs, no learning curves, no copies to average
 PLAIN_FAMILIES = (tree_models.FAMILY, linear_models.FAMILY)
 TREE_ROW_OUTPUTS = 100_000  # the trees fit on at most this many rows x outputs (about 40 s on 2 cores)
+TREE_BUDGET_SHARE = 0.25  # of search.time_budget_s: the trees' fits together stop boosting when it is spent
 
 
 def boosted_trees(cfg: PipelineConfig, schema, splits) -> Candidate:
     """Gradient-boosted trees fitted on the training split, converted to Keras, scored on validation.
     A table with categories gets two fits, with and without the categories' target encodings, and
     keeps the better on validation: the encoding lines categories up for a split (ames, hpc_jobs),
-    but on a category with little signal it fits the training rows' noise (churn's state)."""
+    but on a category with little signal it fits the training rows' noise (churn's state).
+    The fits share TREE_BUDGET_SHARE of search.time_budget_s (each what is left of it over the fits
+    left), so that many classes or columns cannot leave the search no time (boosting fits one tree
+    per class per round)."""
     rows = tree_rows(splits.train, schema, cfg.search.seed)
-    candidates = []
-    for encode in (True, False) if schema.columns_of("categorical") else (False,):
-        fitted = tree_models.fit_trees(schema, rows, cfg.search.seed, encode=encode)
+    encodings = (True, False) if schema.columns_of("categorical") else (False,)
+    share = TREE_BUDGET_SHARE * cfg.search.time_budget_s
+    candidates, spent = [], 0.0
+    for fits_left, encode in zip(range(len(encodings), 0, -1), encodings):
+        limit = max(0.0, share - spent) / fits_left
+        fitted = tree_models.fit_trees(schema, rows, cfg.search.seed, encode=encode, seconds=limit)
+        spent += fitted.seconds
         value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)
         print(f"redesign: gradient-boosted trees ({fitted.design.hyperparameters['trees']} per output"
               f"{', categories target-encoded' if encode else ''}, fitted on {len(rows)} of {len(splits.train)} "
-              f"training rows in {fitted.seconds:g} s): validation {cfg.goal.metric} {value:.4f}")
+              f"training rows in {fitted.seconds:g} s"
+              + (f", stopped at its {limit:.0f} s share of search.time_budget_s" if fitted.cut_short else "")
+              + f"): validation {cfg.goal.metric} {value:.4f}")
         candidates.append(Candidate(0, fitted.design, value, {}, fitted.model, loss))
     return cfg.objective.best_within_noise(candidates, value=lambda c: c.validation, loss=lambda c: c.loss,
                                            rows=len(splits.validation),
