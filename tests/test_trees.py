@@ -272,3 +272,42 @@ def test_the_trees_fits_share_a_quarter_of_the_search_budget(monkeypatch, capsys
     assert len(fits) == 2 and all("(1 per output" in line and "stopped at its 0 s share of search.time_budget_s"
                                   in line for line in fits)
     assert chosen.design.hyperparameters["trees"] == 1
+
+
+@pytest.mark.parametrize("task,metric", [("binary", "auc"), ("multiclass", "accuracy"), ("regression", "r2")])
+def test_learning_curves_follow_the_boosting_rounds_to_the_converted_models_scores(task, metric):
+    schema, x, y = table(500, task)
+    train, validation = (Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 350), slice(350, 500)))
+    fitted = trees.fit_trees(schema, train, seed=0)
+    curves = trees.learning_curves(fitted, schema, metric, train, validation)
+    rounds = fitted.design.hyperparameters["trees"]
+    assert set(curves) == {"loss", "val_loss", "goal", "val_goal"} and all(len(c) == rounds for c in curves.values())
+    for prefix, rows in (("", train), ("val_", validation)):
+        raw = np.asarray(fitted.model.predict(rows.x, verbose=0))
+        assert curves[f"{prefix}loss"][-1] == pytest.approx(schema.task.validation_loss(rows.y, raw), rel=1e-3)
+        assert curves[f"{prefix}goal"][-1] == pytest.approx(schema.task.score(metric, rows.y, raw), abs=1e-3)
+    assert curves["loss"][-1] < curves["loss"][0]  # boosting fits the training rows round by round
+
+
+def test_the_kept_trees_curves_are_written_and_plotted_per_boosting_round(tmp_path):
+    import pandas as pd
+
+    from pipeline.designs import Design
+    from pipeline.plots import curves_png
+    from pipeline.prepared import Splits
+    from pipeline.stages import redesign
+    from tests.conftest import make_config
+
+    schema, x, y = table(900, "binary")
+    rows = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 600), slice(600, 900))]
+    kept = redesign.boosted_trees(make_config("data=breast_cancer"), schema, Splits(rows[0], rows[1], rows[1]))
+    redesign.write_curves(kept.curves, tmp_path / "curves.csv")
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert list(curves["epoch"]) == list(range(1, kept.design.hyperparameters["trees"] + 1))
+    assert curves["val_goal"].iloc[-1] == pytest.approx(kept.validation, abs=1e-3)  # accuracy: the kept trees'
+    caption = redesign.curves_caption(kept.design)
+    assert "one point per boosting round" in caption
+    curves_png(curves, tmp_path / "curves.png", caption)
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert "no learning curves" in redesign.curves_caption(Design("linear_model", {}))
+    assert "its best member" in redesign.curves_caption(Design.ensemble([kept.design, kept.design]))

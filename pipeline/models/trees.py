@@ -89,6 +89,38 @@ class _TimeLimit:
         return self.reached
 
 
+def learning_curves(fitted: FittedTrees, schema: Schema, metric: str, train: Rows,
+                    validation: Rows) -> dict[str, list[float]]:
+    """Per boosting round, the task's loss (log loss, or mean squared error) and the goal metric
+    `metric` on the rows the trees were fitted on and on `validation`, named like a network's epoch
+    logs (loss, val_loss, goal, val_goal), so the chosen trees' curves plot as a network's do."""
+    curves: dict[str, list[float]] = {}
+    for prefix, rows in (("", train), ("val_", validation)):
+        y = np.asarray(rows.y)
+        staged = [(schema.task.validation_loss(y, raw), schema.task.score(metric, y, raw))
+                  for raw in staged_outputs(fitted, schema, rows.x)]
+        curves[f"{prefix}loss"] = [float(loss) for loss, _ in staged]
+        curves[f"{prefix}goal"] = [float(score) for _, score in staged]
+    return curves
+
+
+def staged_outputs(fitted: FittedTrees, schema: Schema, x):
+    """The converted model's outputs on `x` after each boosting round: scikit-learn's staged
+    predictions, laid out as the model lays them out."""
+    estimator, matrix = fitted.estimator, tree_inputs(x, fitted.encodings)
+    if schema.task.name == "regression":
+        yield from (values.reshape(-1, 1) for values in estimator.staged_predict(matrix))
+        return
+    outputs = schema.task.n_outputs(len(schema.classes))
+    for probabilities in estimator.staged_predict_proba(matrix):
+        if schema.task.name == "binary":
+            yield probabilities[:, 1:]
+            continue
+        laid_out = np.zeros((len(probabilities), outputs), "float32")  # classes the training rows lack: 0
+        laid_out[:, estimator.classes_.astype(int)] = probabilities
+        yield laid_out
+
+
 def target_encodings(schema: Schema, rows: Rows) -> dict[str, np.ndarray]:
     """Per categorical input (in name order), a table: id -> its target encoding, scikit-learn's
     TargetEncoder fitted on `rows` (one value, or one per class the rows hold; an id the rows lack

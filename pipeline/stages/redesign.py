@@ -17,7 +17,7 @@ import json
 import shutil
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -114,8 +114,8 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
 
     chosen.design.save(out / "design.json")
     write_curves(chosen.curves, out / "curves.csv")
-    curves_png(pd.read_csv(out / "curves.csv"), out / "curves.png", "learning curves of the chosen model"
-               + (" (an ensemble: its best member)" if chosen.design.is_ensemble else ""))
+    summary["curves"] = curves_caption(chosen.design)
+    curves_png(pd.read_csv(out / "curves.csv"), out / "curves.png", summary["curves"])
     model = chosen.model
     if cfg.train.refit:
         model, summary["refit"] = refit_in_budget(cfg, schema, splits, chosen, trained, tracker.started)
@@ -132,8 +132,19 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
     return summary
 
 
-# fitted by scikit-learn and converted into Keras layers: no epochs, no learning curves, no copies to average
+# fitted by scikit-learn and converted into Keras layers: no epochs, no copies to average
 PLAIN_FAMILIES = (tree_models.FAMILY, linear_models.FAMILY)
+
+
+def curves_caption(design: Design) -> str:
+    """What the chosen model's learning curves (curves.csv/png) show."""
+    if design.is_ensemble:
+        return "learning curves of the chosen model (an ensemble: its best member)"
+    if design.family == tree_models.FAMILY:
+        return "learning curves of the chosen model (boosted trees: one point per boosting round)"
+    if design.family == linear_models.FAMILY:
+        return "no learning curves: the chosen linear model is fitted by scikit-learn in one solve"
+    return "learning curves of the chosen model"
 TREE_ROW_OUTPUTS = 100_000  # the trees fit on at most this many rows x outputs (about 40 s on 2 cores)
 TREE_BUDGET_SHARE = 0.25  # of search.time_budget_s: the trees' fits together stop boosting when it is spent
 
@@ -160,10 +171,11 @@ def boosted_trees(cfg: PipelineConfig, schema, splits) -> Candidate:
               f"training rows in {fitted.seconds:g} s"
               + (f", stopped at its {limit:.0f} s share of search.time_budget_s" if fitted.cut_short else "")
               + f"): validation {cfg.goal.metric} {value:.4f}")
-        candidates.append(Candidate(0, fitted.design, value, {}, fitted.model, loss))
-    return cfg.objective.best_within_noise(candidates, value=lambda c: c.validation, loss=lambda c: c.loss,
-                                           rows=len(splits.validation),
-                                           positives=schema.task.positives(splits.validation.y)) or candidates[-1]
+        candidates.append((Candidate(0, fitted.design, value, {}, fitted.model, loss), fitted))
+    kept, fitted = cfg.objective.best_within_noise(
+        candidates, value=lambda c: c[0].validation, loss=lambda c: c[0].loss, rows=len(splits.validation),
+        positives=schema.task.positives(splits.validation.y)) or candidates[-1]
+    return replace(kept, curves=tree_models.learning_curves(fitted, schema, cfg.goal.metric, rows, splits.validation))
 
 
 def linear_model(cfg: PipelineConfig, schema, splits) -> Candidate:
