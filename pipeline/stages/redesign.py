@@ -42,10 +42,21 @@ from pipeline.training import refit, score_and_loss
 
 
 def write_curves(curves: dict, path) -> None:
-    """The chosen model's learning curves (per epoch), for `dvc plots`."""
+    """The chosen model's learning curves (per epoch, or per boosting round), for `dvc plots`."""
     frame = pd.DataFrame({name: pd.Series(values, dtype="float64") for name, values in curves.items()})
     frame.insert(0, "epoch", range(1, len(frame) + 1))
     frame.to_csv(path, index=False)
+
+
+def curves_caption(design: Design) -> str:
+    """What the chosen model's learning curves (curves.csv/png) show."""
+    if design.is_ensemble:
+        return "learning curves of the chosen model (an ensemble: its best member)"
+    if design.family == tree_models.FAMILY:
+        return "learning curves of the chosen model (boosted trees: one point per boosting round)"
+    if design.family == linear_models.FAMILY:
+        return "no learning curves: the chosen linear model is fitted by scikit-learn in one solve"
+    return "learning curves of the chosen model"
 
 
 def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
@@ -134,17 +145,6 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
 
 # fitted by scikit-learn and converted into Keras layers: no epochs, no copies to average
 PLAIN_FAMILIES = (tree_models.FAMILY, linear_models.FAMILY)
-
-
-def curves_caption(design: Design) -> str:
-    """What the chosen model's learning curves (curves.csv/png) show."""
-    if design.is_ensemble:
-        return "learning curves of the chosen model (an ensemble: its best member)"
-    if design.family == tree_models.FAMILY:
-        return "learning curves of the chosen model (boosted trees: one point per boosting round)"
-    if design.family == linear_models.FAMILY:
-        return "no learning curves: the chosen linear model is fitted by scikit-learn in one solve"
-    return "learning curves of the chosen model"
 TREE_ROW_OUTPUTS = 100_000  # the trees fit on at most this many rows x outputs (about 40 s on 2 cores)
 TREE_BUDGET_SHARE = 0.25  # of search.time_budget_s: the trees' fits together stop boosting when it is spent
 

@@ -34,7 +34,7 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     with replaced_dir(paths.reports) as out:
         curves = paths.redesign / "curves.csv"
         if curves.is_file():
-            curves_png(pd.read_csv(curves), out / "curves.png", curves_caption(paths))
+            curves_png(pd.read_csv(curves), out / "curves.png", chosen_curves_caption(paths))
         sections = [
             leaderboard_section(cfg, paths, test),
             data_section(paths, schema),
@@ -185,10 +185,10 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
         hidden = [c for c in trials.columns if c.startswith("tuner/") or c in ("message", "resumed")]
         section.add(f"<h3>Trials (best {min(TRIALS_SHOWN, len(trials))} of {len(trials)}, on the search subset)</h3>",
                     table(trials.drop(columns=hidden), limit=TRIALS_SHOWN))
-    return section.add(image(out / "curves.png", curves_caption(paths)))
+    return section.add(image(out / "curves.png", chosen_curves_caption(paths)))
 
 
-def curves_caption(paths: Paths) -> str:
+def chosen_curves_caption(paths: Paths) -> str:
     """What the redesign stage says its learning curves show."""
     return read_json(paths.redesign / "summary.json")["curves"]
 
