@@ -32,9 +32,9 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     manifest = read_json(paths.export / "manifest.json")
     schema = Schema.from_json(paths.split / "schema.json")
     with replaced_dir(paths.reports) as out:
-        curves = paths.redesign / "curves.csv"
-        if curves.is_file():
-            curves_png(pd.read_csv(curves), out / "curves.png", chosen_curves_caption(paths))
+        curves = pd.read_csv(paths.redesign / "curves.csv")
+        if len(curves):  # (a chosen linear model has none)
+            curves_png(curves, out / "curves.png", read_json(paths.redesign / "summary.json")["curves"])
         sections = [
             leaderboard_section(cfg, paths, test),
             data_section(paths, schema),
@@ -185,12 +185,9 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
         hidden = [c for c in trials.columns if c.startswith("tuner/") or c in ("message", "resumed")]
         section.add(f"<h3>Trials (best {min(TRIALS_SHOWN, len(trials))} of {len(trials)}, on the search subset)</h3>",
                     table(trials.drop(columns=hidden), limit=TRIALS_SHOWN))
-    return section.add(image(out / "curves.png", chosen_curves_caption(paths)))
-
-
-def chosen_curves_caption(paths: Paths) -> str:
-    """What the redesign stage says its learning curves show."""
-    return read_json(paths.redesign / "summary.json")["curves"]
+    if (out / "curves.png").is_file():
+        return section.add(image(out / "curves.png", summary["curves"]))
+    return section.add(paragraph(summary["curves"].capitalize() + ".", "note"))
 
 
 def metrics_section(test: dict) -> Section:
