@@ -161,8 +161,8 @@ def boosted_trees(cfg: PipelineConfig, schema, splits) -> Candidate:
     encodings = (True, False) if schema.columns_of("categorical") else (False,)
     share = TREE_BUDGET_SHARE * cfg.search.time_budget_s
     candidates, spent = [], 0.0
-    for fits_left, encode in zip(range(len(encodings), 0, -1), encodings):
-        limit = max(0.0, share - spent) / fits_left
+    for done, encode in enumerate(encodings):
+        limit = max(0.0, share - spent) / (len(encodings) - done)
         fitted = tree_models.fit_trees(schema, rows, cfg.search.seed, encode=encode, seconds=limit)
         spent += fitted.seconds
         value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)

@@ -18,7 +18,6 @@ from pipeline.designs import Design
 from pipeline.files import read_json, replaced_dir, write_json
 from pipeline.objective import Objective
 from pipeline.paths import Paths
-from pipeline.plots import curves_png
 from pipeline.report import Section, code, image, pairs, paragraph, render, table, text, verdict_header
 from pipeline.schema import Schema
 from pipeline.search.records import load_history
@@ -32,14 +31,11 @@ def run(cfg: PipelineConfig, paths: Paths, tracker: StageRun) -> dict:
     manifest = read_json(paths.export / "manifest.json")
     schema = Schema.from_json(paths.split / "schema.json")
     with replaced_dir(paths.reports) as out:
-        curves = pd.read_csv(paths.redesign / "curves.csv")
-        if len(curves):  # (a chosen linear model has none)
-            curves_png(curves, out / "curves.png", read_json(paths.redesign / "summary.json")["curves"])
         sections = [
             leaderboard_section(cfg, paths, test),
             data_section(paths, schema),
             architecture_section(paths),
-            redesign_section(paths, out, cfg.goal.metric),
+            redesign_section(paths, cfg.goal.metric),
             metrics_section(test),
             error_section(paths, test),
             deployment_section(manifest, cfg, tracker),
@@ -134,7 +130,7 @@ def architecture_section(paths: Paths) -> Section:
                              "training augmentation: each row an image and random variants"))
 
 
-def redesign_section(paths: Paths, out, metric: str) -> Section:
+def redesign_section(paths: Paths, metric: str) -> Section:
     summary = read_json(paths.redesign / "summary.json")
     section = Section("redesign", "Redesign history").add(paragraph(
         f"Kept the {summary['chosen']} model: {summary['reason']}. Trained initial design: validation "
@@ -185,8 +181,8 @@ def redesign_section(paths: Paths, out, metric: str) -> Section:
         hidden = [c for c in trials.columns if c.startswith("tuner/") or c in ("message", "resumed")]
         section.add(f"<h3>Trials (best {min(TRIALS_SHOWN, len(trials))} of {len(trials)}, on the search subset)</h3>",
                     table(trials.drop(columns=hidden), limit=TRIALS_SHOWN))
-    if (out / "curves.png").is_file():
-        return section.add(image(out / "curves.png", summary["curves"]))
+    if len(pd.read_csv(paths.redesign / "curves.csv")):  # (a chosen linear model has none)
+        return section.add(image(paths.redesign / "curves.png", summary["curves"]))
     return section.add(paragraph(summary["curves"].capitalize() + ".", "note"))
 
 
