@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Literal, TypeVar
+from typing import Callable, Iterable, Literal, Sequence, TypeVar
 
 Direction = Literal["max", "min"]
 T = TypeVar("T")
@@ -185,3 +185,17 @@ class Objective:
         import keras_tuner as kt
 
         return kt.Objective(log_key, direction=self.direction)
+
+
+def paired_loss_gap(losses: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
+    """(how much higher `losses` are than `reference` on average, the standard error of that gap), two
+    models' per-row losses on the same rows: pairing takes out what the rows share (hard rows are hard
+    for both), so the error is that of the differences. Non-finite losses: an infinite gap."""
+    gaps = [a - b for a, b in zip(losses, reference, strict=True)]
+    if not gaps or not all(math.isfinite(g) for g in gaps):
+        return math.inf, 0.0
+    mean = sum(gaps) / len(gaps)
+    if len(gaps) < 2:
+        return mean, 0.0
+    variance = sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1)
+    return mean, math.sqrt(variance / len(gaps))

@@ -101,8 +101,13 @@ class Task:
         raise NotImplementedError
 
     def ranking_loss(self, y_true: np.ndarray, raw: np.ndarray) -> float:
-        """The loss that ranks designs tied on the goal metric (lower: better); the validation loss here."""
-        return self.validation_loss(y_true, raw)
+        """The loss that ranks designs tied on the goal metric (lower: better): the mean of `ranking_losses`."""
+        return float(np.mean(self.ranking_losses(y_true, raw)))
+
+    def ranking_losses(self, y_true: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """The ranking loss row by row (all infinite where an output is not finite), so that two models
+        can be compared on the same rows, pair by pair."""
+        raise NotImplementedError
 
     def report(self, y_true: np.ndarray, raw: np.ndarray, classes: list[str]) -> dict:
         """The task's standard metrics on held-out data, per class where there are classes."""
@@ -157,21 +162,28 @@ def calibrated_log_loss(y: np.ndarray, probabilities: np.ndarray) -> float:
     classes, not on how confident their training made them: label smoothing and averaging lower
     confidence, which plain log loss punishes even where every row is right (Ashukha et al. 2020,
     "calibrated log-likelihood")."""
+    return float(np.mean(calibrated_log_losses(y, probabilities)))
+
+
+def calibrated_log_losses(y: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """`calibrated_log_loss` row by row (one temperature for all rows; infinite if any probability is not)."""
     probabilities = np.asarray(probabilities, dtype="float64")
-    if not np.all(np.isfinite(probabilities)):
-        return float("inf")
-    log_p = np.log(np.clip(probabilities, 1e-12, 1.0))
     true_class = np.asarray(y, dtype="int64").reshape(-1)
+    if not np.all(np.isfinite(probabilities)):
+        return np.full(len(true_class), np.inf)
+    log_p = np.log(np.clip(probabilities, 1e-12, 1.0))
     rows = np.arange(len(true_class))
 
-    def loss(log_inverse_temperature: float) -> float:
+    def losses(log_inverse_temperature: float) -> np.ndarray:
         logits = log_p * np.exp(log_inverse_temperature)
         logits -= logits.max(axis=1, keepdims=True)
-        return float(np.mean(np.log(np.exp(logits).sum(axis=1)) - logits[rows, true_class]))
+        return np.log(np.exp(logits).sum(axis=1)) - logits[rows, true_class]
 
     # convex in 1/T, so unimodal in its logarithm: a bounded scalar search finds the minimum (T = 1: unchanged)
-    fitted = scipy_optimize.minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
-    return min(float(fitted.fun), loss(0.0))
+    fitted = scipy_optimize.minimize_scalar(lambda t: float(np.mean(losses(t))), bounds=(np.log(0.05), np.log(20.0)),
+                                            method="bounded")
+    unchanged = losses(0.0)
+    return losses(fitted.x) if fitted.fun < np.mean(unchanged) else unchanged
 
 
 class _SingleLabel(Task):
@@ -184,8 +196,8 @@ class _SingleLabel(Task):
         """(n, classes) probabilities."""
         raise NotImplementedError
 
-    def ranking_loss(self, y_true, raw):
-        return calibrated_log_loss(y_true, self.probabilities(raw))
+    def ranking_losses(self, y_true, raw):
+        return calibrated_log_losses(y_true, self.probabilities(raw))
 
     def _score(self, metric, y_true, raw):
         if metric == "auc":
@@ -372,10 +384,12 @@ class MultilabelTask(Task):
             return float("inf")
         return _log_loss(np.asarray(y_true).reshape(raw.shape[0], -1), raw.reshape(raw.shape[0], -1))
 
-    def ranking_loss(self, y_true, raw):
-        """Every label as a binary decision, one temperature for all of them."""
-        positive = np.asarray(raw, dtype="float64").reshape(-1)
-        return calibrated_log_loss(np.asarray(y_true).reshape(-1), np.stack([1 - positive, positive], axis=1))
+    def ranking_losses(self, y_true, raw):
+        """Every label as a binary decision, one temperature for all of them; a row's loss is its labels' mean."""
+        raw = np.asarray(raw, dtype="float64")
+        positive = raw.reshape(-1)
+        per_label = calibrated_log_losses(np.asarray(y_true).reshape(-1), np.stack([1 - positive, positive], axis=1))
+        return per_label.reshape(raw.shape[0], -1).mean(axis=1)
 
     def constant_outputs(self, y_train, rows, n_outputs):
         return np.tile(np.mean(y_train, axis=0), (rows, 1))
@@ -463,6 +477,13 @@ class RegressionTask(Task):
         if not np.all(np.isfinite(raw)):
             return float("inf")
         return float(skm.mean_squared_error(y_true, raw.reshape(-1)))
+
+    def ranking_losses(self, y_true, raw):
+        """Squared errors (their mean is the validation loss)."""
+        raw = np.asarray(raw, dtype="float64").reshape(-1)
+        if not np.all(np.isfinite(raw)):
+            return np.full(len(raw), np.inf)
+        return (raw - np.asarray(y_true, dtype="float64").reshape(-1)) ** 2
 
     def report(self, y_true, raw, classes):
         raw = np.asarray(raw, dtype="float64")

@@ -242,6 +242,11 @@ def score_and_loss(model: keras.Model, goal: GoalConfig, rows: Rows) -> tuple[fl
     return goal.kind.score(goal.metric, rows.y, raw), goal.kind.ranking_loss(rows.y, np.asarray(raw))
 
 
+def ranking_losses(model: keras.Model, goal: GoalConfig, rows: Rows) -> np.ndarray:
+    """A model's ranking loss on each of `rows`, to compare two models row by row."""
+    return goal.kind.ranking_losses(rows.y, np.asarray(inputs.predict(model, rows.x)))
+
+
 def refit(design: Design, schema, rows: Rows, train: TrainConfig, phase_epochs: tuple[int, ...] | list[int],
           verbose: int | None = None) -> keras.Model | None:
     """`design` trained afresh on `rows` (train + validation) for the epochs its early-stopped run

@@ -145,6 +145,20 @@ def test_the_redesign_stage_chooses_and_refits_the_linear_model_where_it_validat
                                atol=1e-4)
 
 
+def bayes_model():
+    """A Keras model that knows how `table`'s binary target was drawn: its true probability, which no
+    linear model reaches (the target has an interaction)."""
+    import keras
+    from keras import ops
+
+    numbers = keras.Input((3,), name="numeric")
+    plan = keras.Input((1,), name="categorical_plan", dtype="int32")
+    signal = (numbers[:, 0] + ops.cast(ops.equal(plan[:, 0], 2), "float32")
+              - 0.5 * numbers[:, 1] * ops.cast(numbers[:, 2] > 0, "float32"))
+    probability = ops.expand_dims(ops.sigmoid(1.7 * (signal - 0.2) / 0.3), 1)  # the normal CDF, nearly
+    return keras.Model({"numeric": numbers, "categorical_plan": plan}, probability)
+
+
 def test_a_tie_on_validation_goes_to_the_lower_ranking_loss_and_the_reason_says_so():
     from pipeline.designs import Design
     from pipeline.prepared import Splits
@@ -158,8 +172,12 @@ def test_a_tie_on_validation_goes_to_the_lower_ranking_loss_and_the_reason_says_
     splits = Splits(rows[0], rows[1], rows[1])
     fitted = redesign.linear_model(cfg, schema, splits)
     loop = RedesignLoop(cfg, schema, splits, Design("mlp", {}), None)
-    for network_loss, expected in ((fitted.loss + 0.1, "linear_model"), (fitted.loss - 0.1, "search")):
-        network = Candidate(1, Design("mlp", {}), fitted.validation, {}, None, network_loss)
+    oracle = bayes_model()
+    oracle_loss = redesign.score_and_loss(oracle, cfg.goal, splits.validation)[1]
+    assert oracle_loss < fitted.loss
+    for model, network_loss, expected in ((None, fitted.loss + 0.1, "linear_model"),
+                                          (oracle, oracle_loss, "search")):
+        network = Candidate(1, Design("mlp", {}), fitted.validation, {}, model, network_loss)
         summary = {"chosen": "search", "reason": "search found a better design"}
         best = redesign.weigh_plain_models(cfg, loop, network, None, fitted, summary)
         assert summary["chosen"] == expected and (best is fitted) == (expected == "linear_model")
@@ -208,3 +226,49 @@ def test_a_whole_run_on_a_table_weighs_the_linear_model_and_the_report_says_so(b
     assert {"network", "boosted trees", "their average", "linear model"} == set(summary["ranking_losses"])
     assert "Linear model (logistic regression with scikit-learn" in \
         (paths.reports / "index.html").read_text()
+
+
+def test_the_linear_model_level_on_the_goal_and_on_its_paired_loss_is_kept_as_the_simplest(capsys):
+    """One standard error rule: a network ahead by less than a standard error of AUC whose per-row
+    losses are no lower than the linear model's gives way to it; one whose losses are lower by more
+    than their paired standard error (the true probabilities) does not; the summary records the gap."""
+    from pipeline.designs import Design
+    from pipeline.prepared import Splits
+    from pipeline.search.rounds import Candidate, RedesignLoop
+    from pipeline.stages import redesign
+    from tests.conftest import make_config
+
+    schema, x, y = table(600, "binary")
+    rows = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 400), slice(400, 600))]
+    cfg = make_config("data=breast_cancer", "goal.metric=auc", "goal.threshold=0.99")
+    splits = Splits(rows[0], rows[1], rows[1])
+    fitted = redesign.linear_model(cfg, schema, splits)
+    loop = RedesignLoop(cfg, schema, splits, Design("mlp", {}), None)
+    noise = cfg.objective.standard_error(fitted.validation, len(rows[1]), loop.positives)
+    ahead = fitted.validation + noise / 2
+
+    same = Candidate(1, Design("mlp", {}), ahead, {}, fitted.model, fitted.loss - 0.01)  # predicts what it predicts
+    summary = {"chosen": "search"}
+    assert redesign.weigh_plain_models(cfg, loop, same, None, fitted, summary) is fitted
+    assert summary["linear_model"]["ranking_loss_gap"] == 0.0 and summary["chosen"] == "linear_model"
+    assert summary["reason"] == (
+        "the linear model (logistic_regression) scored within a standard error of the best on validation, and its "
+        "ranking loss was within a standard error of the best's (paired row by row): the simplest model is kept")
+    assert "redesign: the linear model scored within a standard error of the best on validation" in \
+        capsys.readouterr().out
+
+    oracle = bayes_model()
+    value, loss = redesign.score_and_loss(oracle, cfg.goal, splits.validation)
+    assert cfg.objective.lead(value, fitted.validation) > 0
+    network = Candidate(1, Design("mlp", {}), min(value, ahead), {}, oracle, loss)
+    summary = {"chosen": "search", "reason": "search found a better design"}
+    assert redesign.weigh_plain_models(cfg, loop, network, None, fitted, summary) is network
+    gap = summary["linear_model"]
+    assert gap["ranking_loss_gap"] > gap["ranking_loss_gap_standard_error"] > 0 and not gap["chosen"]
+    assert gap["ranking_loss_gap"] == pytest.approx(fitted.loss - loss, abs=0.02)  # temperatures fitted per model
+    assert summary["reason"] == "search found a better design"
+
+    far = Candidate(1, Design("mlp", {}), fitted.validation + 2 * noise, {}, fitted.model, fitted.loss)
+    summary = {"chosen": "search"}
+    assert redesign.weigh_plain_models(cfg, loop, far, None, fitted, summary) is far
+    assert "ranking_loss_gap" not in summary["linear_model"]  # not level on the goal: no loss compared

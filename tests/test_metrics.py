@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.objective import Objective
-from pipeline.tasks import calibrated_log_loss, task_named
+from pipeline.objective import Objective, paired_loss_gap
+from pipeline.tasks import calibrated_log_loss, calibrated_log_losses, task_named
 
 BINARY, MULTICLASS, REGRESSION = task_named("binary"), task_named("multiclass"), task_named("regression")
 
@@ -184,3 +184,70 @@ def test_ranking_loss_of_binary_decisions_is_calibrated_log_loss(name, y, raw):
 def test_ranking_loss_of_regression_is_the_mean_squared_error():
     task = task_named("regression")
     assert task.ranking_loss(np.array([1.0, 2.0]), np.array([1.5, 2.0])) == pytest.approx(0.125)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.5, 2.0))
+def test_calibrated_log_losses_row_by_row_ignore_the_temperature_and_average_to_the_loss(seed, scale):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=50)
+    logits = rng.normal(size=(50, 3)) + 1.5 * np.eye(3)[y]
+    losses = calibrated_log_losses(y, _softmax(logits))
+    assert losses.shape == (50,) and np.all(losses > 0)
+    assert float(np.mean(losses)) == pytest.approx(calibrated_log_loss(y, _softmax(logits)))
+    np.testing.assert_allclose(calibrated_log_losses(y, _softmax(scale * logits)), losses, atol=2e-3)
+    right = _softmax(logits).argmax(axis=1) == y
+    if right.any() and (~right).any():
+        assert losses[right].mean() < losses[~right].mean()
+
+
+@pytest.mark.parametrize("name, y, raw, expected", [
+    ("regression", np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 1.0]), [0.25, 0.0, 9.0]),
+    ("binary", np.array([1, 0]), np.array([0.9, 0.9]), None),
+    ("multiclass", np.array([0, 2]), np.array([[0.8, 0.1, 0.1], [0.8, 0.1, 0.1]]), None),
+    ("multilabel", np.array([[0, 1], [1, 1], [0, 0]]), np.array([[0.1, 0.8], [0.6, 0.7], [0.3, 0.2]]), None),
+])
+def test_ranking_losses_are_one_per_row_and_average_to_the_ranking_loss(name, y, raw, expected):
+    task = task_named(name)
+    losses = task.ranking_losses(y, raw)
+    assert losses.shape == (len(y),)
+    assert float(np.mean(losses)) == pytest.approx(task.ranking_loss(y, raw))
+    if expected is not None:
+        np.testing.assert_allclose(losses, expected)
+    elif name != "multilabel":
+        assert losses[0] < losses[1]  # the first row right, the second wrong
+    else:  # a row's loss is the mean of its labels' binary losses at one temperature
+        per_label = calibrated_log_losses(y.reshape(-1), np.stack([1 - raw.reshape(-1), raw.reshape(-1)], axis=1))
+        np.testing.assert_allclose(losses, per_label.reshape(3, 2).mean(axis=1))
+    broken = np.full_like(np.asarray(raw, dtype="float64"), np.nan)
+    assert np.all(np.isinf(task.ranking_losses(y, broken)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), shift=st.floats(-1.0, 1.0))
+def test_the_paired_loss_gap_is_antisymmetric_and_a_constant_shift_has_no_error(seed, shift):
+    rng = np.random.default_rng(seed)
+    a, b = rng.exponential(size=30), rng.exponential(size=30)
+    gap, error = paired_loss_gap(a, b)
+    assert gap == pytest.approx(float(np.mean(a - b)))
+    assert error == pytest.approx(float(np.std(a - b, ddof=1) / np.sqrt(30)))
+    assert paired_loss_gap(b, a) == (pytest.approx(-gap), pytest.approx(error))
+    assert paired_loss_gap(a + shift, a) == (pytest.approx(shift), pytest.approx(0.0, abs=1e-9))
+
+
+def test_the_paired_loss_gaps_error_matches_its_spread_over_resampled_rows_and_is_below_the_unpaired_one():
+    """Rows hard for one model are hard for the other: the paired error is the spread of the gap
+    over fresh validation sets, much smaller than treating the two losses as independent."""
+    rng = np.random.default_rng(0)
+    gaps, errors = [], []
+    for _ in range(400):
+        hardness = rng.exponential(size=200)
+        a, b = hardness + rng.normal(0.02, 0.1, 200), hardness + rng.normal(0.0, 0.1, 200)
+        gap, error = paired_loss_gap(a, b)
+        gaps.append(gap)
+        errors.append(error)
+    assert np.std(gaps) == pytest.approx(np.mean(errors), rel=0.15)
+    assert np.mean(errors) < 0.2 * np.std(hardness) * np.sqrt(2 / 200)
+    assert paired_loss_gap([1.0, math.inf], [0.5, 0.5]) == (math.inf, 0.0)
+    with pytest.raises(ValueError):
+        paired_loss_gap([1.0, 2.0], [1.0])

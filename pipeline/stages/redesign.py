@@ -30,6 +30,7 @@ from pipeline.files import read_json, replaced_dir, write_json
 from pipeline.models import linear as linear_models
 from pipeline.models import trees as tree_models
 from pipeline.models.builder import ensemble_of, layer_table, load_model
+from pipeline.objective import paired_loss_gap
 from pipeline.paths import Paths
 from pipeline.plots import curves_png
 from pipeline.prepared import load_splits
@@ -38,7 +39,7 @@ from pipeline.search.rounds import Candidate, RedesignLoop, subsample, train_sco
 from pipeline.search.watch import TrackedSearch
 from pipeline.search.workers import SearchSpec, WorkerPool, new_run_id, share_gpu_memory
 from pipeline.tracking import StageRun
-from pipeline.training import refit, score_and_loss
+from pipeline.training import ranking_losses, refit, score_and_loss
 
 
 def write_curves(curves: dict, path) -> None:
@@ -199,7 +200,11 @@ def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidat
                        linear: Candidate | None, summary: dict) -> Candidate:
     """The best on validation of the chosen network, the trees and their average, and the linear
     model (those given): of those within one standard error of the best goal metric (a rate or a binary
-    AUC; other metrics: equal ones), the lowest ranking loss, then the network; `summary` says which and why."""
+    AUC; other metrics: equal ones), the lowest ranking loss, then the network; but the linear model, the
+    simplest, when it is among them and its ranking loss is within a standard error of that one's, paired
+    row by row (`loss_gap`): the one-standard-error rule (Breiman et al. 1984; Hastie et al., The Elements
+    of Statistical Learning, 7.10): nothing on validation then says the more complex model is better,
+    and the simpler one is smaller, faster and has less to overfit. `summary` says which and why."""
     options = {"network": chosen}
     if trees is not None:
         model = ensemble_of([chosen.model, trees.model])
@@ -212,6 +217,15 @@ def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidat
         options["linear model"] = linear
     usable = [c for c in options.values() if c is chosen or loop.failure(c) is None]
     best = loop.best(usable, within_noise=True)
+    top = loop.best(usable)
+    noise = cfg.objective.standard_error(top.validation, len(loop.splits.validation), loop.positives)
+    gap = None  # the linear model's ranking loss over the best's, and its standard error
+    if (linear is not None and linear in usable and best is not linear
+            and cfg.objective.lead(top.validation, linear.validation) <= noise):
+        gap = loss_gap(cfg, loop, linear, best)
+    simplest = gap is not None and gap[0] <= gap[1]
+    if simplest:
+        best = linear
     if trees is not None:
         blend = options["their average"]
         summary["boosted_trees"] = {
@@ -221,14 +235,17 @@ def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidat
     if linear is not None:
         summary["linear_model"] = {"validation": linear.validation, "model": linear.design.hyperparameters["model"],
                                    "chosen": best is linear}
+        if gap is not None:
+            summary["linear_model"].update(ranking_loss_gap=gap[0], ranking_loss_gap_standard_error=gap[1])
     summary["ranking_losses"] = {name: c.loss for name, c in options.items()}
-    top = loop.best(usable)
-    noise = cfg.objective.standard_error(top.validation, len(loop.splits.validation), loop.positives)
     summary["validation_standard_error"] = noise
     print(f"redesign: on validation {cfg.goal.metric} (ranking loss): "
           + ", ".join(f"{name} {c.validation:.4f} ({c.loss:.4g})" for name, c in options.items())
           + (f"; one standard error of the best: {noise:.4f}" if noise else ""))
-    if best is not top:
+    if simplest:
+        level = ("scored within a standard error of the best on validation, and its ranking loss was within a "
+                 "standard error of the best's (paired row by row): the simplest model is kept")
+    elif best is not top:
         level = "scored within a standard error of the best on validation, with the lowest ranking loss"
     elif any(c is not best and c.validation == best.validation for c in usable):
         level = "scored as high as the best on validation, with the lowest ranking loss"
@@ -245,6 +262,16 @@ def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidat
                        reason=f"the average of the network chosen so far ({summary['chosen']}) and gradient-boosted "
                               f"trees {level or 'beat the others on validation'}")
     return best
+
+
+def loss_gap(cfg: PipelineConfig, loop: RedesignLoop, simpler: Candidate, best: Candidate) -> tuple[float, float]:
+    """(how much higher `simpler`'s ranking loss is than `best`'s on validation, the standard error of
+    that gap), from their row-by-row differences."""
+    rows = loop.splits.validation
+    gap, error = paired_loss_gap(ranking_losses(simpler.model, cfg.goal, rows), ranking_losses(best.model, cfg.goal, rows))
+    print(f"redesign: the linear model scored within a standard error of the best on validation; its ranking loss "
+          f"is {gap:+.4g} from the chosen {best.design.family} model's (one standard error of that gap: {error:.4g})")
+    return gap, error
 
 
 def chosen_params(design: Design, origin: str) -> dict:
