@@ -188,14 +188,16 @@ class Objective:
 
 
 def paired_loss_gap(losses: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
-    """(how much higher `losses` are than `reference` on average, the standard error of that gap), two
+    """(how much higher `losses` are than `reference` on average, the standard error of that mean), two
     models' per-row losses on the same rows: pairing takes out what the rows share (hard rows are hard
     for both), so the error is that of the differences. Non-finite losses: an infinite gap."""
-    gaps = [a - b for a, b in zip(losses, reference, strict=True)]
-    if not gaps or not all(math.isfinite(g) for g in gaps):
+    import numpy as np
+    from scipy import stats
+
+    losses, reference = np.asarray(losses, dtype="float64"), np.asarray(reference, dtype="float64")
+    if losses.shape != reference.shape:
+        raise ValueError(f"paired losses need the same rows: {losses.shape} and {reference.shape}")
+    gaps = losses - reference
+    if not gaps.size or not np.all(np.isfinite(gaps)):
         return math.inf, 0.0
-    mean = sum(gaps) / len(gaps)
-    if len(gaps) < 2:
-        return mean, 0.0
-    variance = sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1)
-    return mean, math.sqrt(variance / len(gaps))
+    return float(np.mean(gaps)), float(stats.sem(gaps)) if gaps.size > 1 else 0.0

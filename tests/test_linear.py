@@ -272,3 +272,29 @@ def test_the_linear_model_level_on_the_goal_and_on_its_paired_loss_is_kept_as_th
     summary = {"chosen": "search"}
     assert redesign.weigh_plain_models(cfg, loop, far, None, fitted, summary) is far
     assert "ranking_loss_gap" not in summary["linear_model"]  # not level on the goal: no loss compared
+
+
+def test_the_report_says_how_far_a_level_linear_models_loss_was_from_the_best(tmp_path):
+    from pipeline.designs import Design
+    from pipeline.files import write_json
+    from pipeline.paths import Paths
+    from pipeline.stages import redesign
+    from pipeline.stages.report import redesign_section
+
+    paths = Paths(tmp_path)
+    paths.redesign.mkdir(parents=True)
+    summary = {"chosen": "linear_model", "reason": "the linear model (logistic_regression) scored within ...",
+               "trained_validation": 0.93, "validation": 0.9368,
+               "linear_model": {"validation": 0.9368, "model": "logistic_regression", "chosen": True,
+                                "ranking_loss_gap": 0.00086, "ranking_loss_gap_standard_error": 0.000886}}
+    linear_design = Design(linear.FAMILY, {"model": "logistic_regression", "C": 1.0})
+    summary["curves"] = redesign.curves_caption(linear_design)
+    redesign.write_curves({}, paths.redesign / "curves.csv")
+    write_json(paths.redesign / "summary.json", summary)
+    html = "".join(redesign_section(paths, "auc").blocks)
+    assert ("Linear model (logistic regression with scikit-learn's default regularisation, converted into Keras "
+            "layers): validation auc 0.9368; level with the best on it, its ranking loss +0.00086 from the best's "
+            "(one standard error of the row-by-row differences: 0.000886); chosen.") in html.replace("&#x27;", "'")
+    del summary["linear_model"]["ranking_loss_gap"], summary["linear_model"]["ranking_loss_gap_standard_error"]
+    write_json(paths.redesign / "summary.json", summary)
+    assert "validation auc 0.9368; chosen." in "".join(redesign_section(paths, "auc").blocks)

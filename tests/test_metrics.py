@@ -249,5 +249,5 @@ def test_the_paired_loss_gaps_error_matches_its_spread_over_resampled_rows_and_i
     assert np.std(gaps) == pytest.approx(np.mean(errors), rel=0.15)
     assert np.mean(errors) < 0.2 * np.std(hardness) * np.sqrt(2 / 200)
     assert paired_loss_gap([1.0, math.inf], [0.5, 0.5]) == (math.inf, 0.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"paired losses need the same rows: \(2,\) and \(1,\)"):
         paired_loss_gap([1.0, 2.0], [1.0])

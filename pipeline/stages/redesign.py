@@ -220,7 +220,7 @@ def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidat
     top = loop.best(usable)
     noise = cfg.objective.standard_error(top.validation, len(loop.splits.validation), loop.positives)
     gap = None  # the linear model's ranking loss over the best's, and its standard error
-    if (linear is not None and linear in usable and best is not linear
+    if (linear is not None and any(c is linear for c in usable) and best is not linear
             and cfg.objective.lead(top.validation, linear.validation) <= noise):
         gap = loss_gap(cfg, loop, linear, best)
     simplest = gap is not None and gap[0] <= gap[1]
@@ -264,11 +264,11 @@ def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidat
     return best
 
 
-def loss_gap(cfg: PipelineConfig, loop: RedesignLoop, simpler: Candidate, best: Candidate) -> tuple[float, float]:
-    """(how much higher `simpler`'s ranking loss is than `best`'s on validation, the standard error of
-    that gap), from their row-by-row differences."""
+def loss_gap(cfg: PipelineConfig, loop: RedesignLoop, linear: Candidate, best: Candidate) -> tuple[float, float]:
+    """(how much higher the linear model's ranking loss is than `best`'s on validation, the standard
+    error of that gap), from their row-by-row differences."""
     rows = loop.splits.validation
-    gap, error = paired_loss_gap(ranking_losses(simpler.model, cfg.goal, rows), ranking_losses(best.model, cfg.goal, rows))
+    gap, error = paired_loss_gap(ranking_losses(linear.model, cfg.goal, rows), ranking_losses(best.model, cfg.goal, rows))
     print(f"redesign: the linear model scored within a standard error of the best on validation; its ranking loss "
           f"is {gap:+.4g} from the chosen {best.design.family} model's (one standard error of that gap: {error:.4g})")
     return gap, error

@@ -148,7 +148,10 @@ def redesign_section(paths: Paths, metric: str) -> Section:
         section.add(paragraph(
             f"Linear model ({linear['model'].replace('_', ' ')} with scikit-learn's default regularisation, converted "
             f"into Keras layers): validation {metric} {linear['validation']:.4f}; "
-            f"{'chosen' if linear['chosen'] else 'not chosen'}."))
+            + (f"level with the best on it, its ranking loss {linear['ranking_loss_gap']:+.4g} from the best's "
+               f"(one standard error of the row-by-row differences: {linear['ranking_loss_gap_standard_error']:.4g}); "
+               if "ranking_loss_gap" in linear else "")
+            + f"{'chosen' if linear['chosen'] else 'not chosen'}."))
     refit = summary.get("refit") or {}
     if refit.get("done"):
         how = ([f"the network for the epochs its run kept ({', '.join(map(str, refit['epochs']))})"
