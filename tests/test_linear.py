@@ -145,6 +145,24 @@ def test_the_redesign_stage_chooses_and_refits_the_linear_model_where_it_validat
                                atol=1e-4)
 
 
+def weighing(rows: int, *overrides: str):
+    """(config, splits, fitted linear model, redesign loop) on `table`'s binary target, its first two
+    thirds for training and the rest for validation."""
+    from pipeline.designs import Design
+    from pipeline.prepared import Splits
+    from pipeline.search.rounds import RedesignLoop
+    from pipeline.stages import redesign
+    from tests.conftest import make_config
+
+    schema, x, y = table(rows, "binary")
+    cut = 2 * rows // 3
+    parts = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, cut), slice(cut, rows))]
+    cfg = make_config("data=breast_cancer", *overrides)
+    splits = Splits(parts[0], parts[1], parts[1])
+    return cfg, splits, redesign.linear_model(cfg, schema, splits), RedesignLoop(cfg, schema, splits,
+                                                                                  Design("mlp", {}), None)
+
+
 def bayes_model():
     """A Keras model that knows how `table`'s binary target was drawn: its true probability, which no
     linear model reaches (the target has an interaction)."""
@@ -161,17 +179,10 @@ def bayes_model():
 
 def test_a_tie_on_validation_goes_to_the_lower_ranking_loss_and_the_reason_says_so():
     from pipeline.designs import Design
-    from pipeline.prepared import Splits
-    from pipeline.search.rounds import Candidate, RedesignLoop
+    from pipeline.search.rounds import Candidate
     from pipeline.stages import redesign
-    from tests.conftest import make_config
 
-    schema, x, y = table(300, "binary")
-    rows = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 200), slice(200, 300))]
-    cfg = make_config("data=breast_cancer")
-    splits = Splits(rows[0], rows[1], rows[1])
-    fitted = redesign.linear_model(cfg, schema, splits)
-    loop = RedesignLoop(cfg, schema, splits, Design("mlp", {}), None)
+    cfg, splits, fitted, loop = weighing(300)
     oracle = bayes_model()
     oracle_loss = redesign.score_and_loss(oracle, cfg.goal, splits.validation)[1]
     assert oracle_loss < fitted.loss
@@ -191,18 +202,11 @@ def test_a_tie_on_validation_goes_to_the_lower_ranking_loss_and_the_reason_says_
 
 def test_for_a_binary_auc_a_lead_within_its_standard_error_goes_to_the_lower_ranking_loss():
     from pipeline.designs import Design
-    from pipeline.prepared import Splits
-    from pipeline.search.rounds import Candidate, RedesignLoop
+    from pipeline.search.rounds import Candidate
     from pipeline.stages import redesign
-    from tests.conftest import make_config
 
-    schema, x, y = table(300, "binary")
-    rows = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 200), slice(200, 300))]
-    cfg = make_config("data=breast_cancer", "goal.metric=auc", "goal.threshold=0.9")
-    splits = Splits(rows[0], rows[1], rows[1])
-    fitted = redesign.linear_model(cfg, schema, splits)
-    loop = RedesignLoop(cfg, schema, splits, Design("mlp", {}), None)
-    assert loop.positives == int(rows[1].y.sum())
+    cfg, splits, fitted, loop = weighing(300, "goal.metric=auc", "goal.threshold=0.9")
+    assert loop.positives == int(splits.validation.y.sum())
     noise = cfg.objective.standard_error(fitted.validation + 0.01, 100, loop.positives)
     assert noise > 0.01
     network = Candidate(1, Design("mlp", {}), fitted.validation + 0.01, {}, None, fitted.loss + 0.1)
@@ -233,18 +237,11 @@ def test_the_linear_model_level_on_the_goal_and_on_its_paired_loss_is_kept_as_th
     losses are no lower than the linear model's gives way to it; one whose losses are lower by more
     than their paired standard error (the true probabilities) does not; the summary records the gap."""
     from pipeline.designs import Design
-    from pipeline.prepared import Splits
-    from pipeline.search.rounds import Candidate, RedesignLoop
+    from pipeline.search.rounds import Candidate
     from pipeline.stages import redesign
-    from tests.conftest import make_config
 
-    schema, x, y = table(600, "binary")
-    rows = [Rows({k: v[part] for k, v in x.items()}, y[part]) for part in (slice(0, 400), slice(400, 600))]
-    cfg = make_config("data=breast_cancer", "goal.metric=auc", "goal.threshold=0.99")
-    splits = Splits(rows[0], rows[1], rows[1])
-    fitted = redesign.linear_model(cfg, schema, splits)
-    loop = RedesignLoop(cfg, schema, splits, Design("mlp", {}), None)
-    noise = cfg.objective.standard_error(fitted.validation, len(rows[1]), loop.positives)
+    cfg, splits, fitted, loop = weighing(600, "goal.metric=auc", "goal.threshold=0.99")
+    noise = cfg.objective.standard_error(fitted.validation, len(splits.validation), loop.positives)
     ahead = fitted.validation + noise / 2
 
     same = Candidate(1, Design("mlp", {}), ahead, {}, fitted.model, fitted.loss - 0.01)  # predicts what it predicts

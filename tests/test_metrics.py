@@ -147,6 +147,7 @@ def _softmax(logits):
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), scale=st.floats(0.5, 2.0))
 def test_calibrated_log_loss_ignores_the_temperature_and_never_exceeds_the_log_loss(seed, scale):
+    """Also row by row: each row's loss at the fitted temperature, lower where the row is right."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 4, size=60)
     logits = rng.normal(size=(60, 4)) + 2.0 * np.eye(4)[y]
@@ -154,6 +155,12 @@ def test_calibrated_log_loss_ignores_the_temperature_and_never_exceeds_the_log_l
     calibrated = calibrated_log_loss(y, probabilities)
     assert calibrated <= task_named("multiclass").validation_loss(y, probabilities) + 1e-9
     assert calibrated == pytest.approx(calibrated_log_loss(y, _softmax(scale * logits)), abs=1e-4)
+    losses = calibrated_log_losses(y, probabilities)
+    assert losses.shape == (60,) and np.all(losses > 0) and float(np.mean(losses)) == pytest.approx(calibrated)
+    np.testing.assert_allclose(calibrated_log_losses(y, _softmax(scale * logits)), losses, atol=2e-3)
+    right = probabilities.argmax(axis=1) == y
+    if right.any() and (~right).any():
+        assert losses[right].mean() < losses[~right].mean()
 
 
 def test_ranking_loss_ranks_designs_by_how_they_separate_the_classes_whatever_their_confidence():
@@ -184,21 +191,6 @@ def test_ranking_loss_of_binary_decisions_is_calibrated_log_loss(name, y, raw):
 def test_ranking_loss_of_regression_is_the_mean_squared_error():
     task = task_named("regression")
     assert task.ranking_loss(np.array([1.0, 2.0]), np.array([1.5, 2.0])) == pytest.approx(0.125)
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), scale=st.floats(0.5, 2.0))
-def test_calibrated_log_losses_row_by_row_ignore_the_temperature_and_average_to_the_loss(seed, scale):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, size=50)
-    logits = rng.normal(size=(50, 3)) + 1.5 * np.eye(3)[y]
-    losses = calibrated_log_losses(y, _softmax(logits))
-    assert losses.shape == (50,) and np.all(losses > 0)
-    assert float(np.mean(losses)) == pytest.approx(calibrated_log_loss(y, _softmax(logits)))
-    np.testing.assert_allclose(calibrated_log_losses(y, _softmax(scale * logits)), losses, atol=2e-3)
-    right = _softmax(logits).argmax(axis=1) == y
-    if right.any() and (~right).any():
-        assert losses[right].mean() < losses[~right].mean()
 
 
 @pytest.mark.parametrize("name, y, raw, expected", [
