@@ -139,6 +139,35 @@ def deliveries(folder: Path) -> list[str]:
                           "r2")
 
 
+def cells(folder: Path) -> list[str]:
+    """modeldata's segmented cells: 2,019 cells, well or poorly segmented, from 56 image measurements; AUC
+    (`case`, the original study's train/test label, is dropped)."""
+    frame = _rdata("modeldata", "cells").drop(columns="case")
+    return _parquet_table(folder, frame, "cells", "class", "binary", "auc")
+
+
+def concrete(folder: Path) -> list[str]:
+    """modeldata's concrete mixtures: 1,030 mixtures' compressive strength from 8 ingredients and age; R2."""
+    return _parquet_table(folder, _rdata("modeldata", "concrete"), "concrete", "compressive_strength",
+                          "regression", "r2")
+
+
+def penguins(folder: Path) -> list[str]:
+    """modeldata's Palmer penguins: 344 birds' species from island, measurements and sex (some missing)."""
+    return _parquet_table(folder, _rdata("modeldata", "penguins"), "penguins", "species", "multiclass", "accuracy")
+
+
+def carseats(folder: Path) -> list[str]:
+    """ISLR's child car seat sales: 400 shops' sales from price, income, shelf location and more; R2."""
+    return _parquet_table(folder, _rdata("ISLR", "Carseats"), "carseats", "Sales", "regression", "r2")
+
+
+def ad_data(folder: Path) -> list[str]:
+    """modeldata's Alzheimer's disease data: 333 patients, impaired or not, from 130 protein levels and
+    a genotype; AUC."""
+    return _parquet_table(folder, _rdata("modeldata", "ad_data"), "ad_data", "Class", "binary", "auc")
+
+
 def births(folder: Path) -> list[str]:
     """mosaicData's US births per day, 1969-1988: tomorrow's births from the last 28 days; RMSE."""
     frame = _rdata("mosaicData", "Birthdays").groupby("date", as_index=False)["births"].sum()
@@ -276,4 +305,14 @@ NEW = [
     Case("leaf", "multiclass table, 32 classes", leaf),
     Case("taxi", "binary table, 92% tip", taxi),
     Case("deliveries", "regression table", deliveries),
+]
+
+# Small: tables of a few hundred to two thousand rows, first run on 2026-12-06 (after the defaults
+# were set), where the validation split holds a few dozen to a few hundred rows; `--small`.
+SMALL = [
+    Case("cells", "binary table, 2,019 rows", cells),
+    Case("concrete", "regression table, 1,030 rows", concrete),
+    Case("penguins", "multiclass table, 344 rows, missing values", penguins),
+    Case("carseats", "regression table, 400 rows, categoricals", carseats),
+    Case("ad_data", "binary table, 333 rows, 130 columns", ad_data),
 ]

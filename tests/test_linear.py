@@ -20,8 +20,9 @@ from tests.conftest import REPO
 from tests.test_trees import table
 
 
-def sklearn_outputs(schema, x, y):
-    """What scikit-learn predicts, fitted by hand on the same design matrix: standardised numbers, one-hot ids."""
+def sklearn_outputs(schema, x, y, hyperparameters):
+    """What scikit-learn predicts, fitted by hand on the same design matrix (standardised numbers, one-hot ids)
+    with the regularisation the fit chose (`hyperparameters`: the design's)."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -31,8 +32,8 @@ def sklearn_outputs(schema, x, y):
         matrix.append(ids.fit_transform(x[spec.input]))
     matrix = np.concatenate(matrix, axis=1)
     if schema.task.name == "regression":
-        return Ridge().fit(matrix, y).predict(matrix).reshape(-1, 1)
-    probabilities = LogisticRegression(max_iter=3000).fit(matrix, y).predict_proba(matrix)
+        return Ridge(alpha=hyperparameters["alpha"]).fit(matrix, y).predict(matrix).reshape(-1, 1)
+    probabilities = LogisticRegression(C=hyperparameters["C"], max_iter=3000).fit(matrix, y).predict_proba(matrix)
     return probabilities[:, 1:] if schema.task.name == "binary" else probabilities
 
 
@@ -41,13 +42,17 @@ def test_the_converted_linear_model_predicts_what_scikit_learn_predicts(task, tm
     schema, x, y = table(400, task)
     fitted = linear.fit_linear(schema, Rows(x, y), seed=0)
     outputs = np.asarray(fitted.model.predict(x, verbose=0))
-    expected = sklearn_outputs(schema, x, y)
+    expected = sklearn_outputs(schema, x, y, fitted.design.hyperparameters)
     assert outputs.shape == expected.shape
     scale = 1000 if task == "regression" else 1
     np.testing.assert_allclose(outputs, expected, atol=1e-4 * scale, rtol=1e-4)
     assert fitted.design.family == linear.FAMILY
-    assert fitted.design.hyperparameters == ({"model": "ridge", "alpha": 1.0} if task == "regression" else
-                                             {"model": "logistic_regression", "C": 1.0})
+    strength = fitted.design.hyperparameters
+    if task == "regression":
+        assert strength["model"] == "ridge" and strength["alpha"] in linear.RIDGE_ALPHAS
+    else:
+        assert strength["model"] == "logistic_regression" and strength["C"] in linear.LOGISTIC_CS
+    assert strength["cross_validated"] == 1
     assert not fitted.model.trainable_weights
 
     fitted.model.save(tmp_path / "linear.keras")
@@ -61,16 +66,81 @@ def test_categories_alone_and_a_plain_array_of_numbers():
     only_ids = {"categorical_plan": x["categorical_plan"]}
     y = (x["categorical_plan"][:, 0] >= 3).astype("float32")
     only_categories = dataclasses.replace(schema, columns=[c for c in schema.columns if c.kind == "categorical"])
-    outputs = np.asarray(linear.fit_linear(only_categories, Rows(only_ids, y), seed=0).model.predict(only_ids,
-                                                                                                     verbose=0))
-    np.testing.assert_allclose(outputs, sklearn_outputs(only_categories, only_ids, y), atol=1e-5)
+    fitted = linear.fit_linear(only_categories, Rows(only_ids, y), seed=0)
+    outputs = np.asarray(fitted.model.predict(only_ids, verbose=0))
+    np.testing.assert_allclose(outputs, sklearn_outputs(only_categories, only_ids, y, fitted.design.hyperparameters),
+                               atol=1e-5)
 
     array = x["numeric"]
     plain = Schema(source="a", task=task_named("binary"), input_kind="tabular", input_shape=[3],
                    features=["a", "b", "c"], scaling=STANDARDIZE, classes=["0", "1"])
     y = (array[:, 0] - array[:, 2] > 0).astype("float32")
-    outputs = np.asarray(linear.fit_linear(plain, Rows(array, y), seed=0).model.predict(array, verbose=0))
-    np.testing.assert_allclose(outputs, sklearn_outputs(plain, {"numeric": array}, y), atol=1e-5)
+    fitted = linear.fit_linear(plain, Rows(array, y), seed=0)
+    outputs = np.asarray(fitted.model.predict(array, verbose=0))
+    np.testing.assert_allclose(outputs, sklearn_outputs(plain, {"numeric": array}, y, fitted.design.hyperparameters),
+                               atol=1e-5)
+
+
+def wide_table(rows: int, task: str, noise_columns: int, seed: int = 0):
+    """(schema, inputs, targets): one informative number among `noise_columns` pure-noise ones."""
+    rng = np.random.default_rng(seed)
+    array = rng.normal(size=(rows, 1 + noise_columns)).astype("float32")
+    signal = array[:, 0] + 0.7 * rng.normal(size=rows)
+    y = signal.astype("float32") if task == "regression" else (signal > 0).astype("float32")
+    schema = Schema(source="w", task=task_named(task), input_kind="tabular", input_shape=[1 + noise_columns],
+                    features=[f"f{i}" for i in range(1 + noise_columns)], scaling=STANDARDIZE,
+                    classes=[] if task == "regression" else ["0", "1"])
+    return schema, array, y
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_the_regularisation_is_chosen_by_cross_validation(task):
+    """On a wide table of few rows, mostly noise, cross-validation picks a stronger regularisation than
+    scikit-learn's default, and the model predicts new rows better than the default's; on a long table
+    of few columns it does not regularise harder than the default."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.metrics import log_loss, mean_squared_error
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    schema, x, y = wide_table(1200, task, noise_columns=80)
+    fit, new = slice(0, 150), slice(150, 1200)
+    fitted = linear.fit_linear(schema, Rows(x[fit], y[fit]), seed=0)
+    predicted = np.asarray(fitted.model.predict(x[new], verbose=0)).ravel()
+    if task == "regression":
+        assert fitted.design.hyperparameters["alpha"] >= 10.0
+        default = make_pipeline(StandardScaler(), Ridge()).fit(x[fit], y[fit]).predict(x[new])
+        assert mean_squared_error(y[new], predicted) < 0.9 * mean_squared_error(y[new], default)
+    else:
+        assert fitted.design.hyperparameters["C"] <= 0.1
+        default = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(x[fit], y[fit])
+        assert log_loss(y[new], predicted) < 0.9 * log_loss(y[new], default.predict_proba(x[new])[:, 1])
+
+    long_schema, long_x, long_y = wide_table(3000, task, noise_columns=2)
+    strength = linear.fit_linear(long_schema, Rows(long_x, long_y), seed=0).design.hyperparameters
+    assert strength.get("alpha", 1.0) <= 1.0 and strength.get("C", 1.0) >= 1.0
+
+
+def test_a_class_too_small_for_two_folds_keeps_the_default_strength_and_the_rows_sampled_for_c_are_bounded(
+        monkeypatch):
+    schema, x, y = table(300, "multiclass", classes=3)
+    y = np.where(np.arange(300) == 7, 2, np.where(y == 2, 0, y))  # class 2: one row
+    fitted = linear.fit_linear(schema, Rows(x, y), seed=0)
+    assert fitted.design.hyperparameters == {"model": "logistic_regression", "C": 1.0, "cross_validated": 0}
+    assert linear.describe(fitted.design.hyperparameters) == ("logistic regression, C 1 scikit-learn's default: a "
+                                                              "class has too few rows for two folds")
+    np.testing.assert_allclose(np.asarray(fitted.model.predict(x, verbose=0)),
+                               sklearn_outputs(schema, x, y, {"C": 1.0}), atol=1e-4)
+
+    y = np.where(np.arange(300) < 3, 2, np.where(y == 2, 0, y))  # class 2: three rows, three folds
+    assert linear.logistic_c(schema, Rows(x, y), seed=0) in linear.LOGISTIC_CS
+
+    from sklearn.model_selection import GridSearchCV
+    searched, fit = [], GridSearchCV.fit
+    monkeypatch.setattr(GridSearchCV, "fit", lambda self, xs, ys: searched.append(len(ys)) or fit(self, xs, ys))
+    monkeypatch.setattr(linear, "C_SEARCH_ROWS", 120)
+    schema, x, y = table(300, "binary")
+    assert linear.logistic_c(schema, Rows(x, y), seed=0) in linear.LOGISTIC_CS and searched == [120]
 
 
 def test_a_class_the_training_rows_lack_is_never_predicted():
@@ -93,9 +163,10 @@ from tests.test_trees import table
 import keras
 assert keras.backend.backend() == "jax"
 schema, x, y = table(300, "multiclass")
-model = linear.fit_linear(schema, Rows(x, y), seed=0).model
+fitted = linear.fit_linear(schema, Rows(x, y), seed=0)
+model = fitted.model
 outputs = np.asarray(model.predict(x, verbose=0))
-np.testing.assert_allclose(outputs, sklearn_outputs(schema, x, y), atol=1e-4)
+np.testing.assert_allclose(outputs, sklearn_outputs(schema, x, y, fitted.design.hyperparameters), atol=1e-4)
 model.save({str(tmp_path / "l.keras")!r})
 np.testing.assert_array_equal(np.asarray(load_model({str(tmp_path / "l.keras")!r}).predict(x, verbose=0)), outputs)
 """
@@ -118,7 +189,9 @@ def test_the_redesign_stage_chooses_and_refits_the_linear_model_where_it_validat
     splits = Splits(rows[0], rows[1], rows[1])
     cfg = make_config("data=breast_cancer")
     fitted = redesign.linear_model(cfg, schema, splits)
-    assert "redesign: linear model (logistic regression, fitted on 600 training rows" in capsys.readouterr().out
+    c = fitted.design.hyperparameters["C"]
+    assert (f"redesign: linear model (logistic regression, C {c:.3g} chosen by cross-validation, fitted on 600 "
+            "training rows") in capsys.readouterr().out
     assert fitted.validation > 0.95
 
     from pipeline.designs import initial_design, preprocessing_stats
@@ -133,16 +206,19 @@ def test_the_redesign_stage_chooses_and_refits_the_linear_model_where_it_validat
     loop = RedesignLoop(cfg, schema, splits, design, None)
     best = redesign.weigh_plain_models(cfg, loop, network, None, fitted, summary)
     assert best is fitted and summary["chosen"] == "linear_model"
-    assert summary["linear_model"] == {"validation": fitted.validation, "model": "logistic_regression",
-                                       "chosen": True}
+    assert summary["linear_model"] == {"validation": fitted.validation, "model": "logistic_regression", "C": c,
+                                       "cross_validated": 1, "chosen": True}
     assert summary["reason"] == "the linear model (logistic_regression) beat the networks on validation"
     assert set(summary["ranking_losses"]) == {"network", "linear model"}
 
     model, done = redesign.refit_chosen(cfg, schema, splits, best, copies=3)
-    assert done["done"] and done["linear_model"] and done["copies"] == 0 and done["epochs"] == []
     both = Rows({k: np.concatenate([rows[0].x[k], rows[1].x[k]]) for k in x}, np.concatenate([rows[0].y, rows[1].y]))
-    np.testing.assert_allclose(np.asarray(model.predict(both.x, verbose=0)), sklearn_outputs(schema, both.x, both.y),
-                               atol=1e-4)
+    # the refit chooses its regularisation again, by cross-validation on train + validation, and records it
+    refit_c = linear.logistic_c(schema, both, cfg.search.seed)
+    assert done["done"] and done["copies"] == 0 and done["epochs"] == []
+    assert done["linear_model"] == {"model": "logistic_regression", "C": refit_c, "cross_validated": 1}
+    np.testing.assert_allclose(np.asarray(model.predict(both.x, verbose=0)),
+                               sklearn_outputs(schema, both.x, both.y, {"C": refit_c}), atol=1e-4)
 
 
 def weighing(rows: int, *overrides: str):
@@ -226,9 +302,10 @@ def test_a_whole_run_on_a_table_weighs_the_linear_model_and_the_report_says_so(b
     summary = read_json(paths.redesign / "summary.json")
     weighed = summary["linear_model"]
     assert weighed["model"] == "logistic_regression" and 0.5 < weighed["validation"] <= 1.0
+    assert weighed["C"] in linear.LOGISTIC_CS
     assert weighed["chosen"] == (summary["chosen"] == "linear_model")
     assert {"network", "boosted trees", "their average", "linear model"} == set(summary["ranking_losses"])
-    assert "Linear model (logistic regression with scikit-learn" in \
+    assert f"Linear model (logistic regression, C {weighed['C']:.3g} chosen by cross-validation" in \
         (paths.reports / "index.html").read_text()
 
 
@@ -282,14 +359,15 @@ def test_the_report_says_how_far_a_level_linear_models_loss_was_from_the_best(tm
     paths.redesign.mkdir(parents=True)
     summary = {"chosen": "linear_model", "reason": "the linear model (logistic_regression) scored within ...",
                "trained_validation": 0.93, "validation": 0.9368,
-               "linear_model": {"validation": 0.9368, "model": "logistic_regression", "chosen": True,
+               "linear_model": {"validation": 0.9368, "model": "logistic_regression", "C": 0.1, "cross_validated": 1,
+                                "chosen": True,
                                 "ranking_loss_gap": 0.00086, "ranking_loss_gap_standard_error": 0.000886}}
-    linear_design = Design(linear.FAMILY, {"model": "logistic_regression", "C": 1.0})
+    linear_design = Design(linear.FAMILY, {"model": "logistic_regression", "C": 0.1, "cross_validated": 1})
     summary["curves"] = redesign.curves_caption(linear_design)
     redesign.write_curves({}, paths.redesign / "curves.csv")
     write_json(paths.redesign / "summary.json", summary)
     html = "".join(redesign_section(paths, "auc").blocks)
-    assert ("Linear model (logistic regression with scikit-learn's default regularisation, converted into Keras "
+    assert ("Linear model (logistic regression, C 0.1 chosen by cross-validation, converted into Keras "
             "layers): validation auc 0.9368; level with the best on it, its ranking loss +0.00086 from the best's "
             "(one standard error of the row-by-row differences: 0.000886); chosen.") in html.replace("&#x27;", "'")
     del summary["linear_model"]["ranking_loss_gap"], summary["linear_model"]["ranking_loss_gap_standard_error"]

@@ -356,8 +356,8 @@ class SearchConfig(Strict):
     # Tables of numbers and categories: gradient-boosted trees (scikit-learn, converted into Keras
     # layers) and their average with the chosen network compete with it on validation.
     boosted_trees: bool = True
-    # Tables of numbers and categories: a regularised linear model (logistic or ridge regression,
-    # scikit-learn's defaults, converted into Keras layers) competes with the network on validation too.
+    # Tables of numbers and categories: a regularised linear model (logistic or ridge regression, its
+    # strength chosen by cross-validation, converted into Keras layers) competes with the network on validation too.
     linear_model: bool = True
     # true: a rerun of the same search (after Ctrl-C or a kill) goes on where it stopped
     resume: bool = True

@@ -1,9 +1,12 @@
 """A regularised linear model as a Keras model: the plain candidate tables have beside the networks and the trees.
 
 What a practitioner fits first on a table, and often the one to beat on small or imbalanced ones:
-scikit-learn's `LogisticRegression` (classes) or `Ridge` (values), with their default
-regularisation, on the model's own inputs: numbers standardised on the training rows (missing
-values arrive filled), each category one-hot (id 0: unknown or missing). The fitted weights become
+scikit-learn's `LogisticRegression` (classes) or `Ridge` (values) on the model's own inputs:
+numbers standardised on the training rows (missing values arrive filled), each category one-hot
+(id 0: unknown or missing). Their regularisation strength is chosen by cross-validation on the
+training rows, as scikit-learn's `RidgeCV` (leave-one-out) and a `GridSearchCV` over logistic
+regression's C (stratified folds, log loss) do, rather than left at its default: the default
+suits neither a wide table of a few hundred rows nor a long one of a few columns. The fitted weights become
 fixed Keras layers: a Dense on the numbers (the standardisation folded into its weights) and an
 Embedding per category (a one-hot row times the weights is the id's row), summed, through the
 output activation. So the converted model takes the same inputs as a network, and `predict`,
@@ -26,6 +29,11 @@ from pipeline.schema import Schema
 
 FAMILY = "linear_model"  # the design's family name (not a network family: see pipeline.models.registry)
 MISSING_CLASS_LOGIT = -1e4  # a class the training rows lack is never predicted
+RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))  # ridge's strengths tried (scikit-learn's default: 1)
+LOGISTIC_CS = tuple(np.logspace(-3, 2, 6))  # logistic regression's inverse strengths tried (default: 1)
+C_SEARCH_FOLDS = 5
+C_SEARCH_ROWS = 10_000  # C is chosen on a stratified sample of at most this many rows (30 fits),
+C_SEARCH_ROW_OUTPUTS = 100_000  # and at most this many rows x classes (a fit's time grows with both)
 
 
 def reads(schema: Schema) -> bool:
@@ -45,27 +53,69 @@ class FittedLinear:
 
 
 def fit_linear(schema: Schema, rows: Rows, seed: int) -> FittedLinear:
-    """Logistic regression (classes) or ridge regression (values) fitted on `rows`, converted to Keras."""
+    """Logistic regression (classes) or ridge regression (values) fitted on `rows`, its regularisation
+    chosen by cross-validation on them, converted to Keras."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+    started = time.monotonic()
+    x, y = feature_matrix(rows.x), np.asarray(rows.y).reshape(-1)
+    if schema.task.name == "regression":
+        model = RidgeCV(alphas=np.array(RIDGE_ALPHAS))  # leave-one-out errors for every alpha from one decomposition
+        estimator = _with_encoding(model, rows.x, schema).fit(x, y)
+        # scikit-learn's own names: ridge's alpha (strength), logistic regression's C (its inverse)
+        hyperparameters = {"model": "ridge", "alpha": float(model.alpha_), "cross_validated": 1}
+    else:
+        c = logistic_c(schema, rows, seed)
+        estimator = _with_encoding(LogisticRegression(C=c or 1.0, max_iter=3000, random_state=seed), rows.x, schema)
+        estimator.fit(x, y)
+        hyperparameters = {"model": "logistic_regression", "C": c or 1.0, "cross_validated": int(c is not None)}
+    return FittedLinear(to_keras(estimator, rows.x, schema), Design(FAMILY, hyperparameters),
+                        round(time.monotonic() - started, 2), estimator)
+
+
+def describe(hyperparameters: dict) -> str:
+    """'logistic regression, C 0.1 chosen by cross-validation': the model and its regularisation (a
+    linear design's hyperparameters), in words."""
+    strength = "alpha" if hyperparameters["model"] == "ridge" else "C"
+    how = "chosen by cross-validation" if hyperparameters["cross_validated"] else \
+        "scikit-learn's default: a class has too few rows for two folds"
+    return f"{hyperparameters['model'].replace('_', ' ')}, {strength} {hyperparameters[strength]:.3g} {how}"
+
+
+def logistic_c(schema: Schema, rows: Rows, seed: int) -> float | None:
+    """Logistic regression's C of LOGISTIC_CS with the lowest log loss over stratified folds of (at most
+    C_SEARCH_ROWS, and C_SEARCH_ROW_OUTPUTS / outputs, of) `rows`; None where a class has too few
+    rows for two folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    from pipeline.search.rounds import subsample
+
+    limit = min(C_SEARCH_ROWS, C_SEARCH_ROW_OUTPUTS / schema.task.n_outputs(len(schema.classes)))
+    sample = subsample(rows, min(1.0, limit / max(1, len(rows))), seed, stratify=True)
+    y = np.asarray(sample.y).reshape(-1)
+    folds = min(C_SEARCH_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
+    if folds < 2:
+        return None
+    search = GridSearchCV(_with_encoding(LogisticRegression(max_iter=3000, random_state=seed), sample.x, schema),
+                          {"logisticregression__C": LOGISTIC_CS}, scoring="neg_log_loss",
+                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    search.fit(feature_matrix(sample.x), y)
+    return float(search.best_params_["logisticregression__C"])
+
+
+def _with_encoding(model, example_x, schema: Schema):
+    """`model` behind the model's own encoding of the inputs: numbers standardised, each category one-hot."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    started = time.monotonic()
-    numbers, categories = _positions(rows.x, schema)
+    numbers, categories = _positions(example_x, schema)
     parts = [("numbers", StandardScaler(), numbers)] if numbers else []
     parts += [(f"category {position}", OneHotEncoder(categories=[np.arange(size, dtype="float32")],
                                                       handle_unknown="ignore"), [position])
               for position, size in categories]
-    regression = schema.task.name == "regression"
-    model = Ridge() if regression else LogisticRegression(max_iter=3000, random_state=seed)
-    estimator = make_pipeline(ColumnTransformer(parts), model)
-    estimator.fit(feature_matrix(rows.x), np.asarray(rows.y).reshape(-1))
-    # scikit-learn's own names: ridge's alpha (strength), logistic regression's C (its inverse)
-    hyperparameters = {"model": "ridge", "alpha": float(model.alpha)} if regression else \
-        {"model": "logistic_regression", "C": float(model.C)}
-    return FittedLinear(to_keras(estimator, rows.x, schema), Design(FAMILY, hyperparameters),
-                        round(time.monotonic() - started, 2), estimator)
+    return make_pipeline(ColumnTransformer(parts), model)
 
 
 def to_keras(estimator, example_x, schema: Schema) -> keras.Model:

@@ -4,10 +4,11 @@ The loop (pipeline/search/rounds.py) searches on a subset, confirms the best des
 training data, diagnoses their learning curves and reshapes the space, until the goal is met on
 validation or a budget ends. The winner replaces the trained model only if it is better on
 validation; with `search.ensemble`, the average of the best designs competes like any design.
-For tables, gradient-boosted trees (`search.boosted_trees`) and a regularised linear model
-(`search.linear_model`), converted into Keras layers, and the trees' average with the chosen
-network, compete with it last, on validation (for a rate or a binary AUC, those within a standard
-error of the best are level, and the lowest ranking loss wins).
+For tables, gradient-boosted trees (`search.boosted_trees`) and a linear model regularised as
+cross-validation on the training rows chooses (`search.linear_model`), converted into Keras
+layers, and the trees' average with the chosen network, compete with it last, on validation
+(for a rate or a binary AUC, those within a standard error of the best are level, and the lowest
+ranking loss wins).
 Writes the chosen model and its layer table, a summary, every trial (trials.csv) and the
 redesign history (history.json for machines, history.md for people).
 """
@@ -184,7 +185,7 @@ def linear_model(cfg: PipelineConfig, schema, splits) -> Candidate:
     Keras, scored on validation."""
     fitted = linear_models.fit_linear(schema, splits.train, cfg.search.seed)
     value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)
-    print(f"redesign: linear model ({fitted.design.hyperparameters['model'].replace('_', ' ')}, fitted on "
+    print(f"redesign: linear model ({linear_models.describe(fitted.design.hyperparameters)}, fitted on "
           f"{len(splits.train)} training rows in {fitted.seconds:g} s): validation {cfg.goal.metric} {value:.4f}")
     return Candidate(0, fitted.design, value, {}, fitted.model, loss)
 
@@ -233,7 +234,7 @@ def weigh_plain_models(cfg: PipelineConfig, loop: RedesignLoop, chosen: Candidat
             "target_encoded_categories": trees.design.hyperparameters["target_encoded_categories"],
             "average_with_network_validation": blend.validation, "chosen": best is trees or best is blend}
     if linear is not None:
-        summary["linear_model"] = {"validation": linear.validation, "model": linear.design.hyperparameters["model"],
+        summary["linear_model"] = {"validation": linear.validation, **linear.design.hyperparameters,
                                    "chosen": best is linear}
         if gap is not None:
             summary["linear_model"].update(ranking_loss_gap=gap[0], ranking_loss_gap_standard_error=gap[1])
@@ -395,14 +396,16 @@ def refit_in_budget(cfg: PipelineConfig, schema, splits, chosen: Candidate, trai
 def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies: int = 1):
     """The chosen design trained afresh on train + validation for the epochs its run kept: `copies`
     copies of a network with seeds train.seed, train.seed + 1, ... averaged (a searched ensemble:
-    each member once); boosted trees refitted with as many trees; the linear model refitted. Returns
-    (model, what was done); the selected model if a refit fails."""
+    each member once); boosted trees refitted with as many trees; the linear model refitted, its
+    regularisation chosen again by cross-validation on those rows. Returns (model, what was done);
+    the selected model if a refit fails."""
     rows = splits.train_and_validation()
     started = time.monotonic()
     singles = _leaves(chosen)
     networks = [r for r in singles if r.design.family not in PLAIN_FAMILIES]
     copies = copies if len(networks) == 1 else min(1, len(networks))  # (trees or linear alone: no network copies)
-    model = _refitted(cfg, schema, rows, chosen, copies)
+    plain = {}  # the refitted linear model's hyperparameters, when there is one
+    model = _refitted(cfg, schema, rows, chosen, copies, plain)
     if model is None:
         return chosen.model, {"done": False, "reason": "the loss went non-finite refitting "
                                                        f"{'+'.join(r.design.family for r in networks)}; "
@@ -416,7 +419,7 @@ def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies:
                                                                for r in networks],
                    "trees": next((r.design.hyperparameters["trees"] for r in singles
                                   if r.design.family == tree_models.FAMILY), None),
-                   "linear_model": any(r.design.family == linear_models.FAMILY for r in singles),
+                   "linear_model": plain.get(linear_models.FAMILY),
                    "copies": copies, "averaged": averaged, "seconds": round(time.monotonic() - started, 2),
                    "note": "trained on train + validation: its validation score is the selected model's, before "
                            "the refit; the test split judges the refitted model"}
@@ -427,17 +430,21 @@ def _leaves(run: Candidate) -> list[Candidate]:
     return [leaf for member in run.members for leaf in _leaves(member)] if run.members else [run]
 
 
-def _refitted(cfg: PipelineConfig, schema, rows, run: Candidate, copies: int):
-    """`run`'s design trained afresh on `rows` (an ensemble: member by member); None if a loss went non-finite."""
+def _refitted(cfg: PipelineConfig, schema, rows, run: Candidate, copies: int, plain: dict | None = None):
+    """`run`'s design trained afresh on `rows` (an ensemble: member by member); None if a loss went
+    non-finite. A refitted linear model's hyperparameters go into `plain` (under its family)."""
     if run.members:
-        parts = [_refitted(cfg, schema, rows, member, copies) for member in run.members]
+        parts = [_refitted(cfg, schema, rows, member, copies, plain) for member in run.members]
         return None if any(p is None for p in parts) else ensemble_of(parts)
     if run.design.family == tree_models.FAMILY:
         return tree_models.fit_trees(schema, tree_rows(rows, schema, cfg.search.seed), cfg.search.seed,
                                      trees=run.design.hyperparameters["trees"],
                                      encode=run.design.hyperparameters["target_encoded_categories"] > 0).model
     if run.design.family == linear_models.FAMILY:
-        return linear_models.fit_linear(schema, rows, cfg.search.seed).model
+        fitted = linear_models.fit_linear(schema, rows, cfg.search.seed)
+        if plain is not None:
+            plain[linear_models.FAMILY] = fitted.design.hyperparameters
+        return fitted.model
     epochs = max(1, run.restored_epoch or len(run.curves.get("loss", [])))
     models = []
     for copy in range(copies):

@@ -16,6 +16,7 @@ from pipeline import registry
 from pipeline.config import PipelineConfig
 from pipeline.designs import Design
 from pipeline.files import read_json, replaced_dir, write_json
+from pipeline.models import linear as linear_models
 from pipeline.objective import Objective
 from pipeline.paths import Paths
 from pipeline.report import Section, code, image, pairs, paragraph, render, table, text, verdict_header
@@ -146,7 +147,7 @@ def redesign_section(paths: Paths, metric: str) -> Section:
     linear = summary.get("linear_model")
     if linear:
         section.add(paragraph(
-            f"Linear model ({linear['model'].replace('_', ' ')} with scikit-learn's default regularisation, converted "
+            f"Linear model ({linear_models.describe(linear)}, converted "
             f"into Keras layers): validation {metric} {linear['validation']:.4f}; "
             + (f"level with the best on it, its ranking loss {linear['ranking_loss_gap']:+.4g} from the best's "
                f"(one standard error of the row-by-row differences: {linear['ranking_loss_gap_standard_error']:.4g}); "
@@ -157,7 +158,8 @@ def redesign_section(paths: Paths, metric: str) -> Section:
         how = ([f"the network for the epochs its run kept ({', '.join(map(str, refit['epochs']))})"
                 + (f", {refit['averaged']}" if refit.get("averaged") else "")] if refit["epochs"] else [])
         how += [f"the boosted trees with the same {refit['trees']} trees per output"] if refit.get("trees") else []
-        how += ["the linear model"] if refit.get("linear_model") else []
+        how += [f"the linear model ({linear_models.describe(refit['linear_model'])} on these rows)"] \
+            if refit.get("linear_model") else []
         section.add(paragraph(
             f"Refitted: once chosen, the design was trained again on the training and validation rows "
             f"({refit['rows']:,} rows): {' and '.join(how)}, in "
