@@ -46,6 +46,23 @@ class Splits:
         return Rows(concat(self.train.x, self.validation.x), np.concatenate([self.train.y, self.validation.y]))
 
 
+def subsample(rows: Rows, fraction: float, seed: int, stratify: bool) -> Rows:
+    """A seeded (stratified when possible) fraction of some rows."""
+    from sklearn.model_selection import train_test_split
+
+    from pipeline.inputs import take
+
+    if fraction >= 1.0:
+        return rows
+    labels = rows.y if stratify else None
+    try:
+        idx, _ = train_test_split(np.arange(len(rows)), train_size=fraction, random_state=seed, stratify=labels)
+    except ValueError:  # too few rows per class for a stratified subset
+        idx, _ = train_test_split(np.arange(len(rows)), train_size=fraction, random_state=seed)
+    idx = np.sort(idx)
+    return Rows(take(rows.x, idx), rows.y[idx])
+
+
 def save_prepared(dataset: Dataset, directory: Path) -> None:
     """Raw features (array, Parquet table or image file list), targets, split keys and the schema."""
     arrays = {"y": dataset.y}

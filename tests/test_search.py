@@ -9,8 +9,8 @@ import pytest
 from pipeline.config import SPLIT_KINDS
 from pipeline.data import load_dataset
 from pipeline.designs import DesignSpace, initial_design, preprocessing_stats
-from pipeline.prepared import Rows, Splits
-from pipeline.search.rounds import RedesignLoop, subsample
+from pipeline.prepared import Rows, Splits, subsample
+from pipeline.search.rounds import RedesignLoop
 from pipeline.search.space import DesignHyperModel
 from pipeline.search.tuner import run_tuner
 from pipeline.splitting import split_indices

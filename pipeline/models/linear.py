@@ -24,7 +24,7 @@ from pipeline.designs import Design
 from pipeline.lazy import keras
 from pipeline.models.trees import ACTIVATIONS, feature_matrix
 from pipeline.models.trees import reads as reads_table
-from pipeline.prepared import Rows
+from pipeline.prepared import Rows, subsample
 from pipeline.schema import Schema
 
 FAMILY = "linear_model"  # the design's family name (not a network family: see pipeline.models.registry)
@@ -88,8 +88,6 @@ def logistic_c(schema: Schema, rows: Rows, seed: int) -> float | None:
     rows for two folds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
-
-    from pipeline.search.rounds import subsample
 
     limit = min(C_SEARCH_ROWS, C_SEARCH_ROW_OUTPUTS / schema.task.n_outputs(len(schema.classes)))
     sample = subsample(rows, min(1.0, limit / max(1, len(rows))), seed, stratify=True)

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from sklearn.model_selection import train_test_split
 
-from pipeline import inputs
 from pipeline.config import PipelineConfig
 from pipeline.designs import Design, DesignSpace
 from pipeline.files import read_json, write_json
 from pipeline.models.builder import ensemble_of, load_model
-from pipeline.prepared import Rows, Splits
+from pipeline.prepared import Rows, Splits, subsample
 from pipeline.schema import Schema
 from pipeline.search.diagnosis import RoundPlan, adjust, round_diagnoses
 from pipeline.search.records import FullRun, RoundRecord, TrialRecord
@@ -118,19 +116,6 @@ def train_score(model: keras.Model, goal, rows: Rows, seed: int) -> float | None
     sample = subsample(rows, min(1.0, TRAIN_SCORE_ROWS / max(1, len(rows))), seed, goal.kind.single_label)
     value, _ = score_and_loss(model, goal, sample)
     return value if math.isfinite(value) else None
-
-
-def subsample(rows: Rows, fraction: float, seed: int, stratify: bool) -> Rows:
-    """A seeded (stratified when possible) fraction of some rows."""
-    if fraction >= 1.0:
-        return rows
-    labels = rows.y if stratify else None
-    try:
-        idx, _ = train_test_split(np.arange(len(rows)), train_size=fraction, random_state=seed, stratify=labels)
-    except ValueError:  # too few rows per class for a stratified subset
-        idx, _ = train_test_split(np.arange(len(rows)), train_size=fraction, random_state=seed)
-    idx = np.sort(idx)
-    return Rows(inputs.take(rows.x, idx), rows.y[idx])
 
 
 class RedesignLoop:

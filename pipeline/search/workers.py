@@ -318,8 +318,7 @@ class Worker:
         from pipeline.config import validate_config
         from pipeline.designs import Design
         from pipeline.paths import Paths
-        from pipeline.prepared import load_splits
-        from pipeline.search.rounds import subsample
+        from pipeline.prepared import load_splits, subsample
         from pipeline.search.watch import SearchWatch, TrackedSearch
         from pipeline.tracking import NestedRuns
 

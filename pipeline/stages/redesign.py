@@ -34,9 +34,9 @@ from pipeline.models.builder import ensemble_of, layer_table, load_model
 from pipeline.objective import paired_loss_gap
 from pipeline.paths import Paths
 from pipeline.plots import curves_png
-from pipeline.prepared import load_splits
+from pipeline.prepared import load_splits, subsample
 from pipeline.search.records import history_markdown, save_history, write_trials
-from pipeline.search.rounds import Candidate, RedesignLoop, subsample, train_score
+from pipeline.search.rounds import Candidate, RedesignLoop, train_score
 from pipeline.search.watch import TrackedSearch
 from pipeline.search.workers import SearchSpec, WorkerPool, new_run_id, share_gpu_memory
 from pipeline.tracking import StageRun
