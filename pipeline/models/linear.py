@@ -97,7 +97,8 @@ def logistic_c(schema: Schema, rows: Rows, seed: int) -> float | None:
         return None
     search = GridSearchCV(_with_encoding(LogisticRegression(max_iter=3000, random_state=seed), sample.x, schema),
                           {"logisticregression__C": LOGISTIC_CS}, scoring="neg_log_loss",
-                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                          refit=False)  # fit_linear fits the chosen C once, on all the rows
     search.fit(feature_matrix(sample.x), y)
     return float(search.best_params_["logisticregression__C"])
 
