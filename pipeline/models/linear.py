@@ -65,10 +65,11 @@ def fit_linear(schema: Schema, rows: Rows, seed: int) -> FittedLinear:
         # scikit-learn's own names: ridge's alpha (strength), logistic regression's C (its inverse)
         hyperparameters = {"model": "ridge", "alpha": float(model.alpha_), "cross_validated": 1}
     else:
-        c = logistic_c(schema, rows, seed)
-        estimator = _with_encoding(LogisticRegression(C=c or 1.0, max_iter=3000, random_state=seed), rows.x, schema)
+        chosen = logistic_c(schema, rows, seed)
+        c = 1.0 if chosen is None else chosen  # scikit-learn's default where no folds can be made
+        estimator = _with_encoding(LogisticRegression(C=c, max_iter=3000, random_state=seed), rows.x, schema)
         estimator.fit(x, y)
-        hyperparameters = {"model": "logistic_regression", "C": c or 1.0, "cross_validated": int(c is not None)}
+        hyperparameters = {"model": "logistic_regression", "C": c, "cross_validated": int(chosen is not None)}
     return FittedLinear(to_keras(estimator, rows.x, schema), Design(FAMILY, hyperparameters),
                         round(time.monotonic() - started, 2), estimator)
 
