@@ -40,7 +40,7 @@ from pipeline.search.space import DesignHyperModel  # noqa: E402
 from pipeline.search.tuner import run_tuner  # noqa: E402
 from pipeline.search.watch import TrackedSearch  # noqa: E402
 from pipeline.splitting import split_indices  # noqa: E402
-from pipeline.stages.redesign import refit_in_budget, refit_reserve  # noqa: E402
+from pipeline.stages.redesign import REFIT_SHARE, finalists_cross_validated, refit_in_budget, refit_reserve  # noqa: E402
 from pipeline.tracking import stage_run  # noqa: E402
 from pipeline.training import GOAL_LOG_KEY, fit_design, score_and_loss  # noqa: E402
 
@@ -66,7 +66,8 @@ def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
         started = time.perf_counter()
         fitted = fit_design(design, schema, splits, cfg.train, cfg.goal, verbose=0)
         value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)
-        trained = Candidate(0, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch)
+        trained = Candidate(0, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch,
+                            phase_epochs=fitted.phase_epochs)
         trained_facts = {"seconds": time.perf_counter() - started, "restored_epoch": fitted.restored_epoch,
                          "epochs_run": len(fitted.curves["loss"])}
         print(f"  trained initial design ({design.family}): validation {value:.4f} "
@@ -74,10 +75,13 @@ def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
         loop = RedesignLoop(cfg, schema, splits, design, scratch / "rounds", watch=TrackedSearch(tracker),
                             log=lambda *_: None)
         outcome = loop.run(prior=(trained,), reserve_s=refit_reserve(cfg, trained_facts, splits))
-        best = loop.best()
+        best, checked = loop.best(), {}
+        if best is not trained:  # as the stage does: the two finalists cross-validated on train + validation
+            best, checked = finalists_cross_validated(cfg, loop, trained, best, trained_facts, loop.begun)
         # the budget began with the search (loop.begun), as the stage's began with its run
-        model, refitted = refit_in_budget(cfg, schema, splits, best, trained_facts, loop.begun) if cfg.train.refit \
-            else (best.model, None)
+        share = 0.0 if checked.get("done") else REFIT_SHARE
+        model, refitted = refit_in_budget(cfg, schema, splits, best, trained_facts, loop.begun, share) \
+            if cfg.train.refit else (best.model, None)
         wall = time.perf_counter() - started
 
     def test_score(network) -> float:

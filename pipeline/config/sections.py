@@ -359,6 +359,10 @@ class SearchConfig(Strict):
     # Tables of numbers and categories: a regularised linear model (logistic or ridge regression, its
     # strength chosen by cross-validation, converted into Keras layers) competes with the network on validation too.
     linear_model: bool = True
+    # When the search chose another design than the trained initial one: both cross-validated on this
+    # many shuffled folds of train + validation, and the fold scores decide between them (0: off; only
+    # where the rows are exchangeable, not a group or time split, and the fits end within the budget).
+    finalist_folds: int = Field(3, ge=0, le=10)
     # true: a rerun of the same search (after Ctrl-C or a kill) goes on where it stopped
     resume: bool = True
     # Subset trials in parallel: 1 runs them in this process; N >= 2 starts N local worker processes
@@ -367,6 +371,13 @@ class SearchConfig(Strict):
     workers: int = Field(1, ge=1, le=64)
     oracle_host: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9._:-]+$")  # a host name or an IP address
     diagnosis: DiagnosisConfig = Field(default_factory=DiagnosisConfig)
+
+    @model_validator(mode="after")
+    def _folds_leave_rows_out(self) -> SearchConfig:
+        if self.finalist_folds == 1:
+            raise KeyProblem("search.finalist_folds", 1,
+                             "0 (off) or 2 to 10 folds (one fold leaves no rows to score on)")
+        return self
 
 
 class TrackingConfig(Strict):

@@ -16,7 +16,7 @@ A kind is one class here registered with :func:`split_kind`; the config accepts 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 import numpy as np
 from pydantic import Field
@@ -50,6 +50,8 @@ class SplitSettings(Strict):
     test: float = Field(0.2, gt=0.0, lt=0.5, description="share of all rows for test")
     seed: int = 42
     column: str | None = Field(None, description="group: the group key; time: the time stamps")
+    # rows that shuffled folds may mix (a group or time split keeps rows apart for a reason folds would undo)
+    exchangeable: ClassVar[bool] = True
 
     def check(self, task, data) -> None:
         """Refuse a kind that cannot work with this task or data (raises KeyProblem)."""
@@ -148,6 +150,7 @@ class StratifiedSplit(_Shuffled):
 @split_kind
 class GroupSplit(_Shuffled):
     method: Literal["group"] = "group"
+    exchangeable: ClassVar[bool] = False
     column: str | None = Field(None, description="rows sharing this column's value stay in one split")
 
     def check(self, task, data):
@@ -179,6 +182,7 @@ class GroupSplit(_Shuffled):
 @split_kind
 class TimeSplit(SplitSettings):
     method: Literal["time"] = "time"
+    exchangeable: ClassVar[bool] = False
 
     def check(self, task, data):
         if self.column is None and not data.time_column:

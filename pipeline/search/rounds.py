@@ -53,6 +53,7 @@ class Candidate:
     subset_score: float | None = None  # the same design's score in its subset trial (search fidelity)
     train_score: float | None = None  # goal metric on training rows, inference mode: what diagnosis reads
     phase_epochs: tuple[int, ...] = ()  # epochs per training phase up to the kept weights (see training.Fitted)
+    epoch_seconds: float | None = None  # what one epoch of its training run took (None: not measured)
 
     @property
     def hyperparameters(self) -> dict:
@@ -92,7 +93,8 @@ def save_candidate(candidate: Candidate, directory: Path) -> None:
                                               "restored_epoch": candidate.restored_epoch,
                                               "cut_short": candidate.cut_short,
                                               "train_score": candidate.train_score,
-                                              "phase_epochs": list(candidate.phase_epochs)})
+                                              "phase_epochs": list(candidate.phase_epochs),
+                                              "epoch_seconds": candidate.epoch_seconds})
     candidate.model.save(directory / "model.keras")
 
 
@@ -104,7 +106,8 @@ def load_candidate(directory: Path, round_no: int) -> Candidate | None:
     return Candidate(round_no, Design.from_dict(saved["design"]), saved["validation"], saved["curves"],
                      load_model(directory / "model.keras"), saved.get("ranking_loss", math.inf),
                      saved.get("restored_epoch", 0), saved.get("cut_short", False),
-                     train_score=saved.get("train_score"), phase_epochs=tuple(saved.get("phase_epochs", ())))
+                     train_score=saved.get("train_score"), phase_epochs=tuple(saved.get("phase_epochs", ())),
+                     epoch_seconds=saved.get("epoch_seconds"))
 
 
 TRAIN_SCORE_ROWS = 5000
@@ -312,14 +315,17 @@ class RedesignLoop:
 
     def train_on_all(self, design: Design, round_no: int) -> Candidate:
         """Train one searched design on the whole training split and score it on validation."""
+        started = time.monotonic()
         fitted = fit_design(design, self.schema, self.splits, self.cfg.train, self.cfg.goal,
                             epochs=self.plan.full_epochs, deadline=self.deadline, verbose=0,
                             on_epoch=self.watch.full_run_started(round_no, design))
+        seconds = time.monotonic() - started
         value, loss = score_and_loss(fitted.model, self.cfg.goal, self.splits.validation)
         return Candidate(round_no, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch,
                          fitted.cut_short, train_score=train_score(fitted.model, self.cfg.goal, self.splits.train,
                                                                    self.search.seed),
-                         phase_epochs=fitted.phase_epochs)
+                         phase_epochs=fitted.phase_epochs,
+                         epoch_seconds=seconds / max(1, len(fitted.curves.get("loss", []))))
 
     def average(self, round_no: int, record: RoundRecord) -> None:
         """The average of the `ensemble_size` best single designs so far, scored on validation."""

@@ -4,6 +4,8 @@ The loop (pipeline/search/rounds.py) searches on a subset, confirms the best des
 training data, diagnoses their learning curves and reshapes the space, until the goal is met on
 validation or a budget ends. The winner replaces the trained model only if it is better on
 validation; with `search.ensemble`, the average of the best designs competes like any design.
+Then, where time allows, `search.finalist_folds`-fold cross-validation on train + validation
+decides between the search's choice and the trained initial design (pipeline/search/finalists.py).
 For tables, gradient-boosted trees (`search.boosted_trees`) and a linear model regularised as
 cross-validation on the training rows chooses (`search.linear_model`), converted into Keras
 layers, and the trees' average with the chosen network, compete with it last, on validation
@@ -35,6 +37,7 @@ from pipeline.objective import paired_loss_gap
 from pipeline.paths import Paths
 from pipeline.plots import curves_png
 from pipeline.prepared import load_splits, subsample
+from pipeline.search.finalists import cross_validate
 from pipeline.search.records import history_markdown, save_history, write_trials
 from pipeline.search.rounds import Candidate, RedesignLoop, train_score
 from pipeline.search.watch import TrackedSearch
@@ -131,7 +134,9 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
     curves_png(pd.read_csv(out / "curves.csv"), out / "curves.png", summary["curves"])
     model = chosen.model
     if cfg.train.refit:
-        model, summary["refit"] = refit_in_budget(cfg, schema, splits, chosen, trained, tracker.started)
+        # after a cross-validation (which takes the refit's share), the refit has what is left, at least one copy
+        share = 0.0 if summary.get("cross_validation", {}).get("done") else REFIT_SHARE
+        model, summary["refit"] = refit_in_budget(cfg, schema, splits, chosen, trained, tracker.started, share)
     if model is not chosen.model:
         chosen.model.save(out / "selected.keras")  # the model validation chose, before its refit
     model.save(out / "model.keras")
@@ -293,7 +298,8 @@ def _trained_run(paths: Paths, cfg: PipelineConfig, initial: Design, trained: di
                                                           if c != "epoch"}, model, loss,
                      trained["restored_epoch"], trained["cut_short"],
                      train_score=train_score(model, cfg.goal, splits.train, cfg.search.seed),
-                     phase_epochs=tuple(trained.get("phase_epochs", ())))
+                     phase_epochs=tuple(trained.get("phase_epochs", ())),
+                     epoch_seconds=trained["seconds"] / max(1, trained["epochs_run"]))
 
 
 def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Path, splits,
@@ -325,13 +331,98 @@ def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Pat
     ensembles = [c for c in outcome.candidates if c.design.is_ensemble]
     if ensembles:
         facts["ensemble_validation"] = loop.best(ensembles).validation
+    searched = best
+    if trained_run is not None and best is not trained_run:
+        best, facts["cross_validation"] = finalists_cross_validated(cfg, loop, trained_run, best, trained,
+                                                                    tracker.started)
     save_confirmed([c for c in outcome.candidates if c is not best and c is not trained_run], out / "confirmed")
+    if best is trained_run and searched is not trained_run:
+        return best, {**facts, "chosen": "trained",
+                      "reason": f"the search's {_described(searched)} led on validation, but not in "
+                                f"{cfg.search.finalist_folds}-fold cross-validation on train + validation: "
+                                "the trained initial design scored within a standard error of it there, with the "
+                                "lower ranking loss, or better"}
     if best is trained_run:
         return best, {**facts, "chosen": "trained",
                       "reason": f"no searched design or ensemble beat the trained one ({outcome.stop_reason})"}
+    confirmed = facts.get("cross_validation", {}).get("done")
     return best, {**facts, "chosen": "ensemble" if best.design.is_ensemble else "search",
                   "reason": f"search found a better design ({outcome.stop_reason}); "
-                            "equal goal metrics are decided by the lower ranking loss (classes: calibrated log loss)"}
+                            "equal goal metrics are decided by the lower ranking loss (classes: calibrated log loss)"
+                            + (f"; {cfg.search.finalist_folds}-fold cross-validation on train + validation "
+                               "kept it over the trained initial design" if confirmed else "")}
+
+
+def why_no_finalist_folds(cfg: PipelineConfig) -> str | None:
+    """Why the finalists cannot be cross-validated (None: they can)."""
+    if cfg.search.finalist_folds == 0:
+        return "search.finalist_folds is 0"
+    if not cfg.split.concrete(cfg.goal.kind, cfg.data.window is not None).exchangeable:
+        return f"a {cfg.split.method} split keeps rows apart: shuffled folds would mix them"
+    return None
+
+
+def _described(run: Candidate) -> str:
+    design = run.design
+    return (f"ensemble ({'+'.join(m.family for m in design.members)})" if design.is_ensemble
+            else f"{design.family} design")
+
+
+def finalists_cross_validated(cfg: PipelineConfig, loop: RedesignLoop, trained_run: Candidate, searched: Candidate,
+                              trained: dict, budget_started: float) -> tuple[Candidate, dict]:
+    """The trained initial design or the search's choice, whichever `search.finalist_folds`-fold
+    cross-validation on train + validation prefers (pipeline/search/finalists.py: within a standard
+    error of the best fold mean, the lower ranking loss); the search's choice where it cannot run, or
+    would not end within `search.time_budget_s` less one refit of the initial design. Returns (the
+    choice, what the summary records)."""
+    folds, splits, schema = cfg.search.finalist_folds, loop.splits, loop.schema
+    cannot = why_no_finalist_folds(cfg)
+    if cannot:
+        return searched, {"done": False, "reason": cannot}
+    rows = splits.train_and_validation()
+    fitted = {}  # (design run, fold) -> model: an ensemble's members are fitted once, the trained design among them
+
+    def fit(run: Candidate, fold: int, part) -> object:
+        if run.members:
+            parts = [fit(member, fold, part) for member in run.members]
+            return None if any(p is None for p in parts) else ensemble_of(parts)
+        if (id(run), fold) not in fitted:
+            fitted[id(run), fold] = _refitted(cfg, schema, part, run, 1)
+        return fitted[id(run), fold]
+
+    # one fold's fits: each design's epochs on (k - 1)/k of train + validation, at its measured pace
+    scale = len(rows) / len(splits.train) * (folds - 1) / folds
+    initial_pace = trained["seconds"] / max(1, trained["epochs_run"])
+    leaves = {id(leaf): leaf for run in (trained_run, searched) for leaf in _leaves(run)}.values()
+    first_fold_s = scale * sum((leaf.epoch_seconds or initial_pace)
+                               * (sum(leaf.phase_epochs) or max(1, leaf.restored_epoch)) for leaf in leaves)
+    deadline = budget_started + cfg.search.time_budget_s - (refit_seconds(trained, splits) if cfg.train.refit else 0.0)
+    result = cross_validate([trained_run, searched], fit, rows, cfg.goal, folds, cfg.search.seed, deadline,
+                            first_fold_s)
+    record = {"done": False, "folds": folds, "rows": len(rows), "seconds": result.seconds}
+    if result.stopped:
+        print(f"redesign: no cross-validation of the search's choice and the trained initial design: {result.stopped}")
+        return searched, {**record, "reason": result.stopped}
+    names = ("trained", "search")
+    record["scores"] = {name: None if score is None else {"value": score.value, "ranking_loss": score.loss,
+                                                          "folds": list(score.values), "seconds": score.seconds}
+                        for name, score in zip(names, result.scores)}
+    scored = [(run, name, score) for run, name, score in zip((trained_run, searched), names, result.scores)
+              if score is not None]
+    if not scored:
+        return searched, {**record, "reason": "every fit's loss went non-finite"}
+    kept, name, _ = cfg.objective.best_within_noise(scored, value=lambda s: s[2].value, loss=lambda s: s[2].loss,
+                                                        rows=len(rows), positives=schema.task.positives(rows.y))
+
+    def named(run: Candidate) -> str:
+        return "the trained initial design" if run is trained_run else f"the search's {_described(run)}"
+
+    print(f"redesign: {folds}-fold cross-validation on train + validation ({len(rows)} rows, {result.seconds:g} s): "
+          + ", ".join(f"{named(run)} {cfg.goal.metric} "
+                      + ("failed" if s is None else f"{s.value:.4f} (ranking loss {s.loss:.4g})")
+                      for run, s in zip((trained_run, searched), result.scores))
+          + f": keeps {named(kept)}")
+    return kept, {**record, "done": True, "chosen": name}
 
 
 @contextmanager
@@ -370,27 +461,34 @@ def refit_seconds(trained: dict, splits) -> float:
 
 def refit_reserve(cfg: PipelineConfig, trained: dict, splits) -> float:
     """Seconds of `search.time_budget_s` a search leaves the refit (its copies of about what training
-    the initial design took, on more rows), so that the search and the refit end within the budget together."""
+    the initial design took, on more rows), so that the search and the refit end within the budget
+    together. The finalists' cross-validation gets no reserve of its own: it runs where the search
+    leaves it the time (ending early), and takes the refit's share but one copy."""
     if not cfg.train.refit:
         return 0.0
     return min(cfg.search.time_budget_s, refit_copies(cfg, trained, splits) * refit_seconds(trained, splits))
 
 
-def refit_copies(cfg: PipelineConfig, trained: dict, splits, seconds_left: float = 0.0) -> int:
+REFIT_SHARE = 0.5  # of search.time_budget_s: what the refit's copies may take, whatever a search left them
+
+
+def refit_copies(cfg: PipelineConfig, trained: dict, splits, seconds_left: float = 0.0,
+                 share: float = REFIT_SHARE) -> int:
     """How many copies of a chosen single design the refit trains: `train.refit_copies`, or fewer
-    (at least one) when they would take more than half of `search.time_budget_s` (the share a
+    (at least one) when they would take more than `share` of `search.time_budget_s` (the share a
     search leaves the refit) and more than `seconds_left` (what is left of it when the refit
     starts: nearly all of it where no search ran)."""
-    seconds = max(0.5 * cfg.search.time_budget_s, seconds_left)
+    seconds = max(share * cfg.search.time_budget_s, seconds_left)
     fitting = int(seconds / max(refit_seconds(trained, splits), 1e-3))
     return max(1, min(cfg.train.refit_copies, fitting))
 
 
-def refit_in_budget(cfg: PipelineConfig, schema, splits, chosen: Candidate, trained: dict, budget_started: float):
+def refit_in_budget(cfg: PipelineConfig, schema, splits, chosen: Candidate, trained: dict, budget_started: float,
+                    share: float = REFIT_SHARE):
     """`refit_chosen` with the copies that fit in what is left of `search.time_budget_s`, which began
-    at `budget_started` (time.monotonic())."""
+    at `budget_started` (time.monotonic()), or in `share` of it."""
     seconds_left = cfg.search.time_budget_s - (time.monotonic() - budget_started)
-    return refit_chosen(cfg, schema, splits, chosen, refit_copies(cfg, trained, splits, seconds_left))
+    return refit_chosen(cfg, schema, splits, chosen, refit_copies(cfg, trained, splits, seconds_left, share))
 
 
 def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies: int = 1):
@@ -414,7 +512,8 @@ def refit_chosen(cfg: PipelineConfig, schema, splits, chosen: Candidate, copies:
         if networks and copies > 1 else None
     if len(networks) == 1 and copies < cfg.train.refit_copies:
         print(f"redesign: refit {copies} of train.refit_copies={cfg.train.refit_copies} copies: more would not fit in "
-              f"what is left of search.time_budget_s ({cfg.search.time_budget_s:g} s), or half of it after a search")
+              f"what is left of search.time_budget_s ({cfg.search.time_budget_s:g} s), or in {REFIT_SHARE:.0%} of "
+              "it after a search not followed by a cross-validation")
     return model, {"done": True, "rows": len(rows), "epochs": [sum(r.phase_epochs) or max(1, r.restored_epoch)
                                                                for r in networks],
                    "trees": next((r.design.hyperparameters["trees"] for r in singles

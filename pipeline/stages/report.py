@@ -153,6 +153,18 @@ def redesign_section(paths: Paths, metric: str) -> Section:
                f"(one standard error of the row-by-row differences: {linear['ranking_loss_gap_standard_error']:.4g}); "
                if "ranking_loss_gap" in linear else "")
             + f"{'chosen' if linear['chosen'] else 'not chosen'}."))
+    checked = summary.get("cross_validation") or {}
+    if checked.get("done"):
+        who = {"trained": "the trained initial design", "search": "the search's choice"}
+        section.add(paragraph(
+            f"Finalists cross-validated ({checked['folds']} folds of train + validation, {checked['rows']:,} rows, "
+            f"{checked['seconds']:.0f} s): "
+            + "; ".join(f"{who[name]} " + ("failed" if score is None else f"{metric} {score['value']:.4f}, "
+                                                                           f"ranking loss {score['ranking_loss']:.4g}")
+                        for name, score in checked["scores"].items())
+            + f"; kept {who[checked['chosen']]}."))
+    elif checked:
+        section.add(paragraph(f"Finalists not cross-validated: {checked['reason']}.", "note"))
     refit = summary.get("refit") or {}
     if refit.get("done"):
         how = ([f"the network for the epochs its run kept ({', '.join(map(str, refit['epochs']))})"
