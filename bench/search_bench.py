@@ -40,7 +40,7 @@ from pipeline.search.space import DesignHyperModel  # noqa: E402
 from pipeline.search.tuner import run_tuner  # noqa: E402
 from pipeline.search.watch import TrackedSearch  # noqa: E402
 from pipeline.splitting import split_indices  # noqa: E402
-from pipeline.stages.redesign import REFIT_SHARE, finalists_cross_validated, refit_in_budget, refit_reserve  # noqa: E402
+from pipeline.stages.redesign import finalists_cross_validated, refit_in_budget, refit_reserve  # noqa: E402
 from pipeline.tracking import stage_run  # noqa: E402
 from pipeline.training import GOAL_LOG_KEY, fit_design, score_and_loss  # noqa: E402
 
@@ -79,9 +79,8 @@ def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
         if best is not trained:  # as the stage does: the two finalists cross-validated on train + validation
             best, checked = finalists_cross_validated(cfg, loop, trained, best, trained_facts, loop.begun)
         # the budget began with the search (loop.begun), as the stage's began with its run
-        share = 0.0 if checked.get("done") else REFIT_SHARE
-        model, refitted = refit_in_budget(cfg, schema, splits, best, trained_facts, loop.begun, share) \
-            if cfg.train.refit else (best.model, None)
+        model, refitted = refit_in_budget(cfg, schema, splits, best, trained_facts, loop.begun,
+                                          checked.get("done", False)) if cfg.train.refit else (best.model, None)
         wall = time.perf_counter() - started
 
     def test_score(network) -> float:

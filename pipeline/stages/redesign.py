@@ -134,9 +134,8 @@ def _redesign(cfg: PipelineConfig, paths: Paths, tracker: StageRun, out: Path, t
     curves_png(pd.read_csv(out / "curves.csv"), out / "curves.png", summary["curves"])
     model = chosen.model
     if cfg.train.refit:
-        # after a cross-validation (which takes the refit's share), the refit has what is left, at least one copy
-        share = 0.0 if summary.get("cross_validation", {}).get("done") else REFIT_SHARE
-        model, summary["refit"] = refit_in_budget(cfg, schema, splits, chosen, trained, tracker.started, share)
+        model, summary["refit"] = refit_in_budget(cfg, schema, splits, chosen, trained, tracker.started,
+                                                  summary.get("cross_validation", {}).get("done", False))
     if model is not chosen.model:
         chosen.model.save(out / "selected.keras")  # the model validation chose, before its refit
     model.save(out / "model.keras")
@@ -484,10 +483,12 @@ def refit_copies(cfg: PipelineConfig, trained: dict, splits, seconds_left: float
 
 
 def refit_in_budget(cfg: PipelineConfig, schema, splits, chosen: Candidate, trained: dict, budget_started: float,
-                    share: float = REFIT_SHARE):
+                    cross_validated: bool = False):
     """`refit_chosen` with the copies that fit in what is left of `search.time_budget_s`, which began
-    at `budget_started` (time.monotonic()), or in `share` of it."""
+    at `budget_started` (time.monotonic()), or in REFIT_SHARE of it; after the finalists' cross-validation
+    (which took the refit's share) only in what is left, at least one copy."""
     seconds_left = cfg.search.time_budget_s - (time.monotonic() - budget_started)
+    share = 0.0 if cross_validated else REFIT_SHARE
     return refit_chosen(cfg, schema, splits, chosen, refit_copies(cfg, trained, splits, seconds_left, share))
 
 
