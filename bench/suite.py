@@ -1,6 +1,6 @@
 """The tool against the plain baselines a practitioner writes in ten lines, on 9 data sets, offline.
 
-    python bench/suite.py                           # every data set (about 45 minutes on 2 cores)
+    python bench/suite.py                           # every data set (about 30 minutes on 2 cores)
     python bench/suite.py --only tweets,diamonds    # some of them
     python bench/suite.py --out bench/out/before    # where the table and the runs go
     python bench/suite.py --holdout                 # the 4 held-out tables instead (about 15 minutes)
