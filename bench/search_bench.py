@@ -40,7 +40,7 @@ from pipeline.search.space import DesignHyperModel  # noqa: E402
 from pipeline.search.tuner import run_tuner  # noqa: E402
 from pipeline.search.watch import TrackedSearch  # noqa: E402
 from pipeline.splitting import split_indices  # noqa: E402
-from pipeline.stages.redesign import finalists_cross_validated, refit_in_budget, refit_reserve  # noqa: E402
+from pipeline.stages.redesign import finalists_cross_validated, initial_epoch_seconds, refit_in_budget, refit_reserve  # noqa: E402
 from pipeline.tracking import stage_run  # noqa: E402
 from pipeline.training import GOAL_LOG_KEY, fit_design, score_and_loss  # noqa: E402
 
@@ -66,10 +66,10 @@ def search_to_goal(cfg, schema, splits, design, scratch: Path) -> None:
         started = time.perf_counter()
         fitted = fit_design(design, schema, splits, cfg.train, cfg.goal, verbose=0)
         value, loss = score_and_loss(fitted.model, cfg.goal, splits.validation)
-        trained = Candidate(0, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch,
-                            phase_epochs=fitted.phase_epochs)
         trained_facts = {"seconds": time.perf_counter() - started, "restored_epoch": fitted.restored_epoch,
                          "epochs_run": len(fitted.curves["loss"])}
+        trained = Candidate(0, design, value, fitted.curves, fitted.model, loss, fitted.restored_epoch,
+                            phase_epochs=fitted.phase_epochs, epoch_seconds=initial_epoch_seconds(trained_facts))
         print(f"  trained initial design ({design.family}): validation {value:.4f} "
               f"in {trained_facts['seconds']:.1f} s")
         loop = RedesignLoop(cfg, schema, splits, design, scratch / "rounds", watch=TrackedSearch(tracker),

@@ -298,7 +298,7 @@ def _trained_run(paths: Paths, cfg: PipelineConfig, initial: Design, trained: di
                      trained["restored_epoch"], trained["cut_short"],
                      train_score=train_score(model, cfg.goal, splits.train, cfg.search.seed),
                      phase_epochs=tuple(trained.get("phase_epochs", ())),
-                     epoch_seconds=trained["seconds"] / max(1, trained["epochs_run"]))
+                     epoch_seconds=initial_epoch_seconds(trained))
 
 
 def _search(cfg: PipelineConfig, loop: RedesignLoop, tracker: StageRun, out: Path, splits,
@@ -391,7 +391,7 @@ def finalists_cross_validated(cfg: PipelineConfig, loop: RedesignLoop, trained_r
 
     # one fold's fits: each design's epochs on (k - 1)/k of train + validation, at its measured pace
     scale = len(rows) / len(splits.train) * (folds - 1) / folds
-    initial_pace = trained["seconds"] / max(1, trained["epochs_run"])
+    initial_pace = initial_epoch_seconds(trained)  # stands in where a candidate saved by older code has none
     leaves = {id(leaf): leaf for run in (trained_run, searched) for leaf in _leaves(run)}.values()
     first_fold_s = scale * sum((leaf.epoch_seconds or initial_pace)
                                * (sum(leaf.phase_epochs) or max(1, leaf.restored_epoch)) for leaf in leaves)
@@ -452,10 +452,15 @@ def save_confirmed(candidates: list[Candidate], folder: Path) -> None:
     write_json(folder / "index.json", index)
 
 
+def initial_epoch_seconds(trained: dict) -> float:
+    """What one epoch of the initial design's training run took (the train stage's result)."""
+    return trained["seconds"] / max(1, trained["epochs_run"])
+
+
 def refit_seconds(trained: dict, splits) -> float:
     """About what one refit takes: the initial design's training, on train + validation, up to the epoch it kept."""
     rows = len(splits.train) + len(splits.validation)
-    return trained["seconds"] * rows / len(splits.train) * trained["restored_epoch"] / max(1, trained["epochs_run"])
+    return initial_epoch_seconds(trained) * rows / len(splits.train) * trained["restored_epoch"]
 
 
 def refit_reserve(cfg: PipelineConfig, trained: dict, splits) -> float:
